@@ -1,0 +1,71 @@
+"""Training configuration: the one place that holds every default.
+
+The command line and the web app read their defaults from `TrainConfig`; the trainer saves it
+next to the weights so a model always says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from emotion.preprocess import Preprocessing
+
+FACE_MODES = ("auto", "crop", "none")  # how a dataset's images become face crops
+COLOR_MODES = ("grayscale", "rgb")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Model input: square side in pixels and colour mode. FER-2013 is 48x48 grayscale.
+    image_size: int = 48
+    color_mode: str = "grayscale"
+    # Added around a detected face box on each side, as a share of its size. 0.1 frames a face as
+    # tightly as FER-2013 crops do (brows to chin; compared side by side on real photos).
+    face_margin: float = 0.1
+
+    # Optimisation.
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3  # peak of the warm-up + cosine schedule
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    label_smoothing: float = 0.05
+    early_stopping_patience: int = 10  # epochs without val_loss improvement
+
+    # Data.
+    val_split: float = 0.15  # share of a DIR/<class>/* dataset held out for validation
+    faces: str = "auto"  # "auto": detect faces in photos, keep small crops; "crop"; "none"
+    augment: bool = True
+    class_weighting: bool = True  # balance the loss when classes have different sizes
+
+    # Model width: filters of the first convolution block, doubled in each following block.
+    base_filters: int = 32
+    dropout: float = 0.4
+
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        if self.faces not in FACE_MODES:
+            raise ValueError(f"faces must be one of {FACE_MODES}, not {self.faces!r}")
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode must be one of {COLOR_MODES}, not {self.color_mode!r}")
+        if not 16 <= self.image_size <= 256:
+            raise ValueError(f"image_size must be between 16 and 256 pixels, not {self.image_size}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if not 0.0 < self.learning_rate < 1.0:
+            raise ValueError(f"learning_rate must be in (0, 1), not {self.learning_rate}")
+        if not 0.0 < self.val_split < 0.9:
+            raise ValueError(f"val_split must be in (0, 0.9), not {self.val_split}")
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.image_size, self.color_mode, self.face_margin)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})

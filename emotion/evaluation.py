@@ -1,0 +1,101 @@
+"""Classification metrics (accuracy, per-class precision / recall / F1, confusion matrix), and
+the evaluation of a saved model on a labelled dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emotion.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    class_names: list[str]
+    confusion: np.ndarray  # (classes, classes) counts; rows are true labels, columns predictions
+
+    @property
+    def total(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(self.total, 1))
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        true_positives = np.diag(self.confusion).astype(float)
+        support = self.confusion.sum(axis=1)
+        predicted = self.confusion.sum(axis=0)
+        precision = true_positives / np.maximum(predicted, 1)
+        recall = true_positives / np.maximum(support, 1)
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        return {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(self.class_names)
+        }
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "total": self.total, "per_class": self.per_class(),
+                "confusion_matrix": self.confusion.tolist(), "class_names": list(self.class_names)}
+
+    def format_table(self) -> str:
+        """The metrics and confusion matrix as aligned plain text."""
+        width = max(12, *(len(name) + 2 for name in self.class_names))
+        lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+        for name, row in self.per_class().items():
+            lines.append(f"{name:<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}"
+                         f"{row['f1']:>10.3f}{row['support']:>10d}")
+        lines.append(f"{'accuracy':<{width}}{self.accuracy:>30.3f}{self.total:>10d}")
+        lines.append("")
+        lines.append("confusion matrix (rows: true, columns: predicted)")
+        lines.append(" " * width + "".join(f"{name:>{width}}" for name in self.class_names))
+        for name, row in zip(self.class_names, self.confusion):
+            lines.append(f"{name:<{width}}" + "".join(f"{count:>{width}d}" for count in row))
+        return "\n".join(lines)
+
+
+def evaluate_labels(true_labels: np.ndarray, predicted_labels: np.ndarray, class_names: list[str]) -> Evaluation:
+    """Metrics from integer labels (n,) in [0, classes)."""
+    count = len(class_names)
+    confusion = np.zeros((count, count), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(true_labels, int), np.asarray(predicted_labels, int)), 1)
+    return Evaluation(list(class_names), confusion)
+
+
+@dataclass(frozen=True)
+class DatasetEvaluation:
+    evaluation: Evaluation
+    model_path: Path
+    split: str  # which part of the dataset was measured
+    face_mode: str
+    skipped: int  # unreadable files
+    no_face: int  # photos where no face was found
+
+
+def evaluate_dataset(data_path: Path, model_path: Path | None = None, faces: str = "auto") -> DatasetEvaluation:
+    """Measure a saved model on a dataset: its test split, else its val split, else all of it."""
+    from emotion import datasets
+    from emotion.predictor import Predictor
+
+    predictor = Predictor.load(model_path)
+    layout = datasets.open_dataset(Path(data_path))
+    split = next(name for name in ("test", "val", "train") if name in layout.splits)
+    by_lower = {name.lower(): name for name in predictor.class_names}
+    unknown = [name for name in layout.class_names if name.lower() not in by_lower]
+    if unknown:
+        raise DatasetError(f"the dataset has classes the model does not know: {', '.join(unknown)} "
+                           f"(the model knows {', '.join(predictor.class_names)}).")
+    files = {by_lower[name.lower()]: layout.splits[split].get(name, []) for name in layout.class_names}
+    face_mode = datasets.choose_face_mode([f for group in files.values() for f in group], faces)
+    arrays = datasets.load_faces(files, predictor.class_names, predictor.preprocessing, face_mode,
+                                 detector=predictor.detector if face_mode == "crop" else None)
+    if not len(arrays.labels):
+        raise DatasetError(f"{data_path}: no readable images to evaluate.")
+    predicted = np.concatenate([predictor.classify(arrays.pixels[start:start + 256]).argmax(axis=1)
+                                for start in range(0, len(arrays.labels), 256)])
+    evaluation = evaluate_labels(arrays.labels, predicted, predictor.class_names)
+    return DatasetEvaluation(evaluation, predictor.bundle.path, "all" if split == "train" else split,
+                             face_mode, len(arrays.skipped), len(arrays.no_face))

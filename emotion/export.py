@@ -1,0 +1,46 @@
+"""Export to TFLite (LiteRT) for phones and edge devices, checked against the Keras model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from emotion.errors import ModelError
+from emotion.modelfile import ModelBundle, atomic_path
+
+PARITY_TOLERANCE = 1e-4  # largest allowed difference between Keras and TFLite probabilities
+
+
+def export_tflite(bundle: ModelBundle, output_path: Path | None = None) -> Path:
+    """Write `<model>.tflite` (float32) beside the model unless `output_path` says otherwise."""
+    output_path = Path(output_path) if output_path else bundle.path.with_suffix(".tflite")
+    with atomic_path(output_path) as temporary:
+        bundle.model.export(str(temporary.with_suffix(".tflite")), format="litert", verbose=False)
+        temporary.with_suffix(".tflite").replace(temporary)
+    return output_path
+
+
+def tflite_probabilities(tflite_path: Path, pixels: np.ndarray) -> np.ndarray:
+    """Raw model outputs of a .tflite file for a batch of uint8 face pixels."""
+    interpreter = Interpreter(model_path=str(tflite_path))
+    input_index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(input_index, pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(input_index, pixels.astype(np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def check_parity(bundle: ModelBundle, tflite_path: Path, samples: int = 32, seed: int = 0) -> float:
+    """Largest absolute difference between the two models' outputs on random faces; raises if too large."""
+    preprocessing = bundle.preprocessing
+    shape = (samples, preprocessing.image_size, preprocessing.image_size, preprocessing.channels)
+    pixels = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    keras_outputs = bundle.model(pixels.astype(np.float32), training=False).numpy()
+    difference = float(np.max(np.abs(keras_outputs - tflite_probabilities(tflite_path, pixels))))
+    if difference > PARITY_TOLERANCE:
+        raise ModelError(f"{tflite_path}: TFLite outputs differ from Keras by {difference:.2e} "
+                         f"(allowed {PARITY_TOLERANCE:.0e}); do not ship this export.")
+    return difference

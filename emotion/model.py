@@ -1,0 +1,80 @@
+"""The CNN: a VGG-style stack of Conv2D + BatchNorm + ReLU blocks with pooling and dropout.
+
+Input is raw pixels in [0, 255]; scaling to [0, 1] is the model's first layer, so training and
+serving cannot disagree about it. Two classes give one sigmoid unit, more give a softmax.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from emotion.config import TrainConfig
+
+# Keras' default 0.99 needs hundreds of steps before the inference statistics settle; a user's
+# dataset of a hundred photos gives a few dozen steps in a whole training, so settle faster.
+BATCHNORM_MOMENTUM = 0.9
+
+
+def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
+    """Build the uncompiled classifier for `num_classes` labels."""
+    if num_classes < 2:
+        raise ValueError(f"need at least two classes, got {num_classes}")
+    channels = config.preprocessing.channels
+    inputs = keras.Input(shape=(config.image_size, config.image_size, channels), name="face")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)  # (batch, size, size, channels) in [0, 1]
+
+    # Four blocks halve the resolution each time: 48 -> 24 -> 12 -> 6 -> 3 for FER faces.
+    filters = config.base_filters
+    for block in range(4):
+        x = _conv_block(x, filters, convolutions=1 if block == 0 else 2, name=f"block{block + 1}")
+        filters *= 2
+
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(config.dropout, name="head_dropout1")(x)
+    x = layers.Dense(256, use_bias=False, name="head_dense")(x)
+    x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, name="head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    x = layers.Dropout(config.dropout, name="head_dropout2")(x)
+    if num_classes == 2:
+        outputs = layers.Dense(1, activation="sigmoid", name="probability")(x)
+    else:
+        outputs = layers.Dense(num_classes, activation="softmax", name="probability")(x)
+    return keras.Model(inputs, outputs, name="emotion_cnn")
+
+
+def _conv_block(x, filters: int, convolutions: int, name: str):
+    for index in range(convolutions):
+        # BatchNorm follows the convolution, so the convolution's own bias would be redundant.
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{index + 1}")(x)
+        x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, name=f"{name}_bn{index + 1}")(x)
+        x = layers.ReLU(name=f"{name}_relu{index + 1}")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return layers.SpatialDropout2D(0.1, name=f"{name}_dropout")(x)
+
+
+def build_augmentation(config: TrainConfig) -> keras.Sequential:
+    """Train-time augmentation as Keras preprocessing layers, applied in the data pipeline.
+
+    Works on pixels in [0, 255]; faces are near-frontal, so rotations stay small.
+    """
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=config.seed),
+            layers.RandomRotation(0.05, fill_mode="reflect", seed=config.seed + 1),  # +-18 degrees
+            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=config.seed + 2),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=config.seed + 3),
+            layers.RandomBrightness(0.2, value_range=(0, 255), seed=config.seed + 4),
+            layers.RandomContrast(0.3, value_range=(0, 255), seed=config.seed + 5),
+        ],
+        name="augmentation",
+    )
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Model outputs as (n, classes) probabilities; a sigmoid unit is P(class 1)."""
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.shape[-1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=-1)
+    return outputs

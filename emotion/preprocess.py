@@ -1,0 +1,76 @@
+"""The one preprocessing path from an RGB image and a face box to the model's input pixels.
+
+The dataset loader and the predictor both call `face_pixels`, so training and serving see faces
+framed, coloured and sized the same way. Scaling to [0, 1] is the model's own first layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from emotion.faces import FaceBox
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a face becomes model input; saved in every model's metadata. Defaults: `TrainConfig`."""
+
+    image_size: int  # square side in pixels
+    color_mode: str  # "grayscale" or "rgb"
+    face_margin: float  # added on each side of the detector's box, as a share of its size
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color_mode == "grayscale" else 3
+
+    def to_dict(self) -> dict:
+        return {"image_size": self.image_size, "color_mode": self.color_mode, "face_margin": self.face_margin}
+
+
+def whole_image_box(image: np.ndarray) -> FaceBox:
+    """The box for an image that is already a face crop."""
+    height, width = image.shape[:2]
+    return FaceBox(0, 0, width, height)
+
+
+def square_crop_box(box: FaceBox, margin: float) -> tuple[int, int, int]:
+    """A square around `box`, grown by `margin` on each side: (left, top, side) in pixels.
+
+    It may reach outside the image; `crop_face` fills that part by replicating the border.
+    """
+    side = round(max(box.width, box.height) * (1.0 + 2.0 * margin))
+    centre_x, centre_y = box.x + box.width / 2.0, box.y + box.height / 2.0
+    return round(centre_x - side / 2.0), round(centre_y - side / 2.0), max(1, side)
+
+
+def crop_face(image: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
+    """Square crop of the face with margin; a whole-image box is used as it is."""
+    height, width = image.shape[:2]
+    if (box.x, box.y, box.width, box.height) == (0, 0, width, height):
+        return image
+    left, top, side = square_crop_box(box, margin)
+    right, bottom = left + side, top + side
+    inside = image[max(0, top) : min(height, bottom), max(0, left) : min(width, right)]
+    pad = (max(0, -top), max(0, bottom - height)), (max(0, -left), max(0, right - width))
+    if any(any(edge) for edge in pad):
+        inside = cv2.copyMakeBorder(inside, *pad[0], *pad[1], cv2.BORDER_REPLICATE)
+    return inside
+
+
+def face_pixels(image: np.ndarray, boxes: list[FaceBox], preprocessing: Preprocessing) -> np.ndarray:
+    """Model input for each face of an RGB uint8 image: (faces, size, size, channels) uint8."""
+    size = preprocessing.image_size
+    batch = np.empty((len(boxes), size, size, preprocessing.channels), dtype=np.uint8)
+    for index, box in enumerate(boxes):
+        crop = crop_face(image, box, preprocessing.face_margin)
+        if preprocessing.color_mode == "grayscale":
+            crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)  # ITU-R 601 luma, as Pillow's "L"
+        # INTER_AREA averages when shrinking (no aliasing); INTER_LINEAR when enlarging.
+        shrinking = crop.shape[0] > size or crop.shape[1] > size
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        resized = cv2.resize(crop, (size, size), interpolation=interpolation)
+        batch[index] = resized.reshape(size, size, preprocessing.channels)
+    return batch

@@ -1,0 +1,294 @@
+"""The trainer: one function used by `train.py` and the web app alike.
+
+It reports progress through plain callables, can be stopped between batches (keeping the best
+weights so far), and writes the model, its metadata and its plots atomically.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from emotion import datasets
+from emotion.config import TrainConfig
+from emotion.errors import DatasetError, TrainingCancelled
+from emotion.evaluation import Evaluation, evaluate_labels
+from emotion.model import build_augmentation, build_model, class_probabilities
+from emotion.modelfile import atomic_path, metadata_path, save_bundle
+from emotion.plots import plot_confusion, plot_curves
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based within the epoch
+    batches: int
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    epoch: int  # 1-based
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float  # wall time of this epoch
+
+
+@dataclass
+class PreparedData:
+    class_names: list[str]
+    train: datasets.FaceArrays
+    val: datasets.FaceArrays
+    test: datasets.FaceArrays | None
+    summary: dict  # what was found, for the metadata and for people
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metadata_path: Path
+    curves_path: Path
+    confusion_path: Path
+    evaluation: Evaluation  # on the test split when there is one, else on validation
+    evaluated_on: str
+    history: dict[str, list[float]]
+    best_epoch: int
+    stopped_by_user: bool
+    summary: dict = field(default_factory=dict)
+
+
+def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = None,
+                 on_file: Callable[[int, int], None] | None = None) -> PreparedData:
+    """Find, decode and crop a dataset, and split off validation when it has none."""
+    layout = datasets.open_dataset(Path(data_path), workdir)
+    face_mode = datasets.choose_face_mode(layout.splits["train"][layout.class_names[0]], config.faces)
+    loaded = {
+        split: datasets.load_faces(files, layout.class_names, config.preprocessing, face_mode, on_file=on_file)
+        for split, files in layout.splits.items()
+    }
+    train = loaded["train"]
+    if "val" in loaded:
+        val = loaded["val"]
+    else:
+        train, val = datasets.split_validation(train, config.val_split, config.seed)
+    for split_name, arrays in (("training", train), ("validation", val)):
+        missing = [name for index, name in enumerate(layout.class_names) if not np.any(arrays.labels == index)]
+        if missing:
+            raise DatasetError(f"no usable {split_name} images for class(es) {', '.join(missing)}; each class needs "
+                               "at least two readable images (with a face, when faces are detected).")
+    summary = {
+        "root": layout.root.name,
+        "layout": layout.layout,
+        "face_mode": face_mode,
+        "files": layout.counts(),
+        "used": {"train": _class_counts(train, layout.class_names), "val": _class_counts(val, layout.class_names)},
+        "skipped": [{"file": _short(path, layout.root), "reason": reason}
+                    for arrays in loaded.values() for path, reason in arrays.skipped],
+        "no_face": [_short(path, layout.root) for arrays in loaded.values() for path in arrays.no_face],
+    }
+    if "test" in loaded:
+        summary["used"]["test"] = _class_counts(loaded["test"], layout.class_names)
+    return PreparedData(layout.class_names, train, val, loaded.get("test"), summary)
+
+
+def train(
+    data: Path | PreparedData,
+    config: TrainConfig,
+    output_path: Path,
+    on_batch: Callable[[BatchProgress], None] | None = None,
+    on_epoch: Callable[[EpochProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train a model on `data` (a dataset path or prepared arrays) and write it to `output_path`."""
+    prepared = data if isinstance(data, PreparedData) else prepare_data(Path(data), config)
+    class_names = prepared.class_names
+    keras.utils.set_random_seed(config.seed)
+
+    model = build_model(config, len(class_names))
+    steps_per_epoch = math.ceil(len(prepared.train.labels) / config.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(_learning_rate_schedule(config, steps_per_epoch),
+                                         weight_decay=config.weight_decay),
+        loss=_loss(config, len(class_names)),
+        metrics=["accuracy"],
+    )
+    output_path = Path(output_path)
+    checkpoint_path = output_path.with_name(f"{output_path.stem}.checkpoint.keras")
+    progress = _ProgressCallback(config.epochs, steps_per_epoch, config.early_stopping_patience, on_batch, on_epoch, should_stop, checkpoint_path)
+    model.fit(
+        _training_dataset(prepared.train, config, len(class_names)),
+        validation_data=_dataset(prepared.val, config, len(class_names)),
+        epochs=config.epochs,
+        class_weight=_class_weights(prepared.train.labels, len(class_names)) if config.class_weighting else None,
+        callbacks=[progress],
+        shuffle=False,  # the dataset shuffles itself, reseeded every epoch
+        verbose=0,
+    )
+    if progress.best_weights is None:
+        raise TrainingCancelled("training stopped before the first epoch ended; nothing was saved.")
+    model.set_weights(progress.best_weights)
+
+    val_evaluation = evaluate_arrays(model, prepared.val, class_names)
+    evaluated_on, evaluation = "validation", val_evaluation
+    if prepared.test is not None and len(prepared.test.labels):
+        evaluated_on, evaluation = "test", evaluate_arrays(model, prepared.test, class_names)
+
+    metadata = {
+        "class_names": class_names,
+        "preprocessing": config.preprocessing.to_dict(),
+        "config": config.to_dict(),
+        "dataset": prepared.summary,
+        "metrics": {"validation": val_evaluation.to_dict(),
+                    **({"test": evaluation.to_dict()} if evaluated_on == "test" else {})},
+        "best_epoch": progress.best_epoch,
+        "epochs_run": len(progress.history["loss"]),
+        "stopped_by_user": progress.stopped_by_user,
+        "history": progress.history,
+        "versions": _versions(),
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_bundle(model, metadata, output_path)
+    curves_path = output_path.with_name(f"{output_path.stem}_curves.png")
+    confusion_path = output_path.with_name(f"{output_path.stem}_confusion.png")
+    with atomic_path(curves_path) as temporary:
+        plot_curves(progress.history, temporary)
+    with atomic_path(confusion_path) as temporary:
+        plot_confusion(evaluation, temporary, title=f"Confusion matrix, {evaluated_on}")
+    checkpoint_path.unlink(missing_ok=True)
+    return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
+                       evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
+                       prepared.summary)
+
+
+def evaluate_arrays(model: keras.Model, arrays: datasets.FaceArrays, class_names: list[str]) -> Evaluation:
+    """Metrics of `model` on decoded faces."""
+    probabilities = class_probabilities(model.predict(arrays.pixels, batch_size=256, verbose=0))
+    return evaluate_labels(arrays.labels, probabilities.argmax(axis=1), class_names)
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    """Forwards Keras events to plain callables, honours `should_stop`, keeps the best weights."""
+
+    def __init__(self, epochs, batches, patience, on_batch, on_epoch, should_stop, checkpoint_path: Path):
+        super().__init__()
+        self.epochs, self.batches, self.patience = epochs, batches, patience
+        self.on_batch, self.on_epoch, self.should_stop = on_batch, on_epoch, should_stop
+        self.checkpoint_path = checkpoint_path
+        self.history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+        self.best_weights, self.best_epoch, self.best_val_loss = None, 0, math.inf
+        self.stopped_by_user = False
+        self.epoch_started = time.monotonic()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_started = epoch + 1, time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        if self.on_batch:
+            self.on_batch(BatchProgress(self.epoch, self.epochs, batch + 1, self.batches,
+                                        float(logs.get("loss", math.nan)), float(logs.get("accuracy", math.nan))))
+        self._check_stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key in self.history:
+            self.history[key].append(float(logs.get(key, math.nan)))
+        val_loss = self.history["val_loss"][-1]
+        # An epoch the user interrupted is incomplete; it never becomes the best model.
+        if not self.stopped_by_user and val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch = val_loss, epoch + 1
+            self.best_weights = self.model.get_weights()
+            with atomic_path(self.checkpoint_path) as temporary:
+                self.model.save(temporary)
+        if self.on_epoch:
+            self.on_epoch(EpochProgress(epoch + 1, self.epochs, *(self.history[k][-1] for k in self.history),
+                                        time.monotonic() - self.epoch_started))
+        if epoch + 1 - self.best_epoch >= self.patience:
+            log.info("early stopping: no val_loss improvement for %d epochs", self.patience)
+            self.model.stop_training = True
+        self._check_stop()
+
+    def _check_stop(self):
+        if self.should_stop and self.should_stop():
+            self.stopped_by_user = True
+            self.model.stop_training = True
+
+
+def _learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    # A short linear warm-up protects the fresh BatchNorm statistics; cosine decay to zero after.
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = min(total_steps // 10, 2 * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10, decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=config.learning_rate, warmup_steps=warmup_steps)
+
+
+def _loss(config: TrainConfig, num_classes: int):
+    if num_classes == 2:
+        return keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
+def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    if num_classes == 2:
+        return labels.astype(np.float32)[:, None]  # probability of class_names[1]
+    return keras.utils.to_categorical(labels, num_classes).astype(np.float32)
+
+
+def _dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int) -> tf.data.Dataset:
+    targets = _targets(arrays.labels, num_classes)
+    return tf.data.Dataset.from_tensor_slices((arrays.pixels, targets)).batch(256).prefetch(tf.data.AUTOTUNE)
+
+
+def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int) -> tf.data.Dataset:
+    targets = _targets(arrays.labels, num_classes)
+    dataset = tf.data.Dataset.from_tensor_slices((arrays.pixels, targets))
+    dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    if config.augment:
+        augmentation = build_augmentation(config)
+        dataset = dataset.map(lambda pixels, target: (augmentation(tf.cast(pixels, tf.float32), training=True), target),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    return {index: float(len(labels) / (num_classes * max(count, 1))) for index, count in enumerate(counts)}
+
+
+def _class_counts(arrays: datasets.FaceArrays, class_names: list[str]) -> dict[str, int]:
+    counts = np.bincount(arrays.labels, minlength=len(class_names))
+    return {name: int(count) for name, count in zip(class_names, counts)}
+
+
+def _short(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return Path(path).name
+
+
+def _versions() -> dict[str, str]:
+    import cv2
+    import PIL
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__, "pillow": PIL.__version__}

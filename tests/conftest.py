@@ -1,0 +1,65 @@
+"""Shared fixtures: generated images and datasets, a real face from matplotlib, a tiny trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import matplotlib.cbook  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FER_VAL = PROJECT_ROOT.parent / "shared" / "data" / "fer2013-happy-sad" / "val"
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_path() -> Path:
+    """A real photo of a face that matplotlib ships (512 x 600, RGB JPEG)."""
+    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def cartoon_face(expression: str, rng: np.random.Generator, size: int = 48) -> Image.Image:
+    """A grayscale drawn face whose mouth curves up (happy) or down (sad), with noise and jitter."""
+    image = Image.new("L", (size, size), int(rng.integers(20, 60)))
+    draw = ImageDraw.Draw(image)
+    shift = int(rng.integers(-2, 3))
+    draw.ellipse((4 + shift, 4, size - 4 + shift, size - 4), fill=int(rng.integers(150, 200)))
+    for eye_x in (16, 32):
+        draw.ellipse((eye_x - 3 + shift, 15, eye_x + 3 + shift, 21), fill=30)
+    mouth = (14 + shift, 24, 34 + shift, 40) if expression == "happy" else (14 + shift, 30, 34 + shift, 46)
+    start, end = (20, 160) if expression == "happy" else (200, 340)
+    draw.arc(mouth, start, end, fill=20, width=3)
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 8, (size, size))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def write_class_folders(root: Path, per_class: int = 24, seed: int = 0, classes=("happy", "sad")) -> Path:
+    rng = np.random.default_rng(seed)
+    for expression in classes:
+        folder = root / expression
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            cartoon_face(expression if expression in ("happy", "sad") else "happy", rng).save(folder / f"{index:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return write_class_folders(tmp_path_factory.mktemp("tiny") / "faces", per_class=40)
+
+
+@pytest.fixture(scope="session")
+def tiny_training(tiny_dataset, tmp_path_factory):
+    """A model trained for a few epochs on the tiny dataset, with the progress it reported."""
+    from emotion.config import TrainConfig
+    from emotion.training import train
+
+    config = TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20)
+    batches, epochs = [], []
+    output = tmp_path_factory.mktemp("model") / "tiny.keras"
+    result = train(tiny_dataset, config, output, on_batch=batches.append, on_epoch=epochs.append)
+    return result, batches, epochs

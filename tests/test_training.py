@@ -1,0 +1,85 @@
+"""A training smoke run on a tiny generated dataset: it learns, reports, saves and reloads."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import write_class_folders
+from emotion.config import TrainConfig
+from emotion.errors import TrainingCancelled
+from emotion.predictor import Predictor
+from emotion.training import train
+
+
+def test_loss_is_finite_and_decreases(tiny_training):
+    result, _, epochs = tiny_training
+    losses = [epoch.loss for epoch in epochs]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_progress_arrives_per_batch_and_per_epoch(tiny_training):
+    _, batches, epochs = tiny_training
+    assert [epoch.epoch for epoch in epochs] == list(range(1, len(epochs) + 1))
+    assert len(batches) == len(epochs) * batches[0].batches
+    assert all(0.0 <= epoch.val_accuracy <= 1.0 and math.isfinite(epoch.val_loss) for epoch in epochs)
+
+
+def test_files_are_written_with_metadata(tiny_training):
+    result, _, _ = tiny_training
+    for path in (result.model_path, result.metadata_path, result.curves_path, result.confusion_path):
+        assert path.is_file() and path.stat().st_size > 0
+    assert result.curves_path.read_bytes()[:4] == b"\x89PNG"
+    metadata = json.loads(result.metadata_path.read_text())
+    assert metadata["class_names"] == ["happy", "sad"]
+    assert metadata["preprocessing"] == {"image_size": 48, "color_mode": "grayscale", "face_margin": 0.1}
+    assert metadata["config"]["epochs"] == 12
+    assert metadata["dataset"]["used"]["train"]["happy"] + metadata["dataset"]["used"]["val"]["happy"] == 40
+    assert {"tensorflow", "keras", "numpy"} <= set(metadata["versions"])
+    assert 0.0 <= metadata["metrics"]["validation"]["accuracy"] <= 1.0
+    assert not list(result.model_path.parent.glob("*.checkpoint.keras"))  # cleaned up
+
+
+def test_tiny_model_learns_the_task(tiny_training):
+    result, _, _ = tiny_training
+    assert result.evaluation.accuracy >= 0.75  # drawn smiles vs frowns are easy
+
+
+def test_reload_gives_identical_predictions(tiny_training, tiny_dataset):
+    result, _, _ = tiny_training
+    images = sorted((tiny_dataset / "sad").glob("*.png"))[:5]
+    first, second = Predictor.load(result.model_path), Predictor.load(result.model_path)
+    for path in images:
+        a = first.predict_source(path, faces="none")
+        b = second.predict_source(path, faces="none")
+        assert a == b and a["error"] is None
+
+
+def test_stop_keeps_the_best_model_so_far(tmp_path):
+    data = write_class_folders(tmp_path / "faces", per_class=12)
+    epochs = []
+    config = TrainConfig(epochs=20, batch_size=8, base_filters=8)
+    # Stop once the second epoch has ended: training ends within a batch, the best epoch is kept.
+    result = train(data, config, tmp_path / "m.keras", on_epoch=epochs.append, should_stop=lambda: len(epochs) >= 2)
+    assert result.stopped_by_user and len(result.history["loss"]) == 2
+    assert result.model_path.is_file()
+
+
+def test_stop_before_the_first_epoch_writes_nothing(tmp_path):
+    data = write_class_folders(tmp_path / "faces", per_class=12)
+    with pytest.raises(TrainingCancelled):
+        train(data, TrainConfig(epochs=3, batch_size=4, base_filters=8), tmp_path / "m.keras", should_stop=lambda: True)
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_more_than_two_classes_train_a_softmax(tmp_path):
+    data = write_class_folders(tmp_path / "faces", per_class=8, classes=("angry", "happy", "sad"))
+    result = train(data, TrainConfig(epochs=1, batch_size=8, base_filters=8), tmp_path / "m.keras")
+    predictor = Predictor.load(result.model_path)
+    assert predictor.class_names == ["angry", "happy", "sad"]
+    scores = predictor.classify(np.zeros((2, 48, 48, 1), np.uint8))
+    assert scores.shape == (2, 3) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)

@@ -1,0 +1,101 @@
+"""Train the emotion CNN on a folder or zip of class folders.
+
+    python train.py --data ../shared/data/fer2013-happy-sad --output models/happy_sad.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the terminal
+
+from tqdm import tqdm  # noqa: E402
+
+from emotion.config import FACE_MODES, TrainConfig  # noqa: E402
+from emotion.errors import EmotionError  # noqa: E402
+from emotion.training import BatchProgress, EpochProgress, prepare_data, train  # noqa: E402
+
+DEFAULTS = TrainConfig()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder or .zip (class folders, "
+                        "optionally under train/ test/ val/)")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="square model input, pixels")
+    parser.add_argument("--color-mode", choices=("grayscale", "rgb"), default=DEFAULTS.color_mode)
+    parser.add_argument("--val-split", type=float, default=DEFAULTS.val_split,
+                        help="share held out for validation when the dataset has no val/ folder")
+    parser.add_argument("--faces", choices=FACE_MODES, default=DEFAULTS.faces,
+                        help="auto: detect faces in photos, use small images as they are; crop: always detect; "
+                        "none: images already are faces")
+    parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument("--output", type=Path, default=Path("models/model.keras"))
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    return parser.parse_args(argv)
+
+
+class TerminalProgress:
+    """A tqdm bar per epoch, fed by the trainer's plain callbacks."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def on_batch(self, progress: BatchProgress) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=progress.batches, desc=f"epoch {progress.epoch}/{progress.epochs}",
+                            unit="batch", leave=True, dynamic_ncols=True)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{progress.loss:.4f}", acc=f"{progress.accuracy:.4f}", refresh=False)
+
+    def on_epoch(self, progress: EpochProgress) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{progress.loss:.4f}", acc=f"{progress.accuracy:.4f}",
+                                 val_loss=f"{progress.val_loss:.4f}", val_acc=f"{progress.val_accuracy:.4f}")
+            self.bar.close()
+            self.bar = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                             image_size=args.image_size, color_mode=args.color_mode, val_split=args.val_split,
+                             faces=args.faces, augment=not args.no_augment, seed=args.seed)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress = TerminalProgress()
+    try:
+        print(f"reading {args.data} ...")
+        prepared = prepare_data(args.data, config)
+        summary = prepared.summary
+        print(f"layout: {summary['layout']}, faces: {summary['face_mode']}, images used: {summary['used']}")
+        if summary["skipped"]:
+            print(f"skipped {len(summary['skipped'])} unreadable file(s), e.g. {summary['skipped'][0]['reason']}")
+        if summary["no_face"]:
+            print(f"skipped {len(summary['no_face'])} photo(s) with no face found, e.g. {summary['no_face'][0]}")
+        result = train(prepared, config, args.output, on_batch=progress.on_batch, on_epoch=progress.on_epoch)
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing was written over an existing model.", file=sys.stderr)
+        return 130
+    except EmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"\nbest epoch {result.best_epoch} of {len(result.history['loss'])}; metrics on {result.evaluated_on}:")
+    print(result.evaluation.format_table())
+    print(f"\nmodel:     {result.model_path}\nmetadata:  {result.metadata_path}\n"
+          f"curves:    {result.curves_path}\nconfusion: {result.confusion_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
