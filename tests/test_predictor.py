@@ -1,0 +1,55 @@
+"""Prediction on real and generated photos: boxes on the upright image, batching, no-face results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion.images import read_image
+from emotion.predictor import Predictor
+from emotion.preprocess import face_pixels
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_training) -> Predictor:
+    result, _, _ = tiny_training
+    return Predictor.load(result.model_path)
+
+
+def test_phone_photo_boxes_land_on_the_upright_face(predictor, grace_hopper_path, tmp_path):
+    upright = predictor.predict_source(grace_hopper_path)["faces"]
+    # Store the pixels rotated, with the EXIF tag that tells viewers to rotate them back.
+    stored = Image.open(grace_hopper_path).transpose(Image.Transpose.ROTATE_90)  # counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif, quality=95)
+
+    rotated = predictor.predict_source(path)["faces"]
+    assert len(upright) == len(rotated) == 1
+    assert np.allclose(upright[0]["box"], rotated[0]["box"], atol=12)
+
+
+def test_every_face_of_a_photo_is_classified_and_batching_changes_nothing(predictor, grace_hopper_path):
+    image = read_image(grace_hopper_path)
+    pair = np.concatenate([image, image[:, ::-1]], axis=1)  # the portrait and its mirror side by side
+    faces = predictor.predict_image(pair)
+    assert len(faces) == 2 and abs(faces[0].box.x - faces[1].box.x) > 300
+    pixels = face_pixels(pair, [face.box for face in faces], predictor.preprocessing)
+    one_at_a_time = np.concatenate([predictor.classify(pixels[i : i + 1]) for i in range(len(faces))])
+    batched = np.array([[face.scores[name] for name in predictor.class_names] for face in faces])
+    assert np.allclose(batched, one_at_a_time, atol=1e-5)
+
+
+def test_no_face_gives_an_empty_list_and_none_mode_classifies_the_whole_image(predictor):
+    sky = np.full((240, 320, 3), (120, 160, 200), np.uint8)
+    assert predictor.predict_image(sky) == []
+    whole = predictor.predict_image(sky, faces="none")
+    assert len(whole) == 1 and whole[0].box.as_list() == [0, 0, 320, 240]
+    assert sum(whole[0].scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unreadable_upload_is_an_error_record_not_an_exception(predictor):
+    record = predictor.predict_source(b"\x00\x01garbage", name="upload.jpg")
+    assert record["faces"] == [] and "upload.jpg" in record["error"]
