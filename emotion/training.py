@@ -23,6 +23,7 @@ from emotion import datasets
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import Evaluation, evaluate_labels
+from emotion.faces import FaceDetector
 from emotion.model import build_augmentation, build_model, class_probabilities
 from emotion.modelfile import atomic_path, metadata_path, save_bundle
 from emotion.plots import plot_confusion, plot_curves
@@ -78,9 +79,11 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
                  on_file: Callable[[int, int], None] | None = None) -> PreparedData:
     """Find, decode and crop a dataset, and split off validation when it has none."""
     layout = datasets.open_dataset(Path(data_path), workdir)
-    face_mode = datasets.choose_face_mode(layout.splits["train"][layout.class_names[0]], config.faces)
+    train_files = [path for files in layout.splits["train"].values() for path in files]
+    face_mode = datasets.choose_face_mode(train_files, config.faces)
+    detector = FaceDetector() if face_mode == "crop" else None
     loaded = {
-        split: datasets.load_faces(files, layout.class_names, config.preprocessing, face_mode, on_file=on_file)
+        split: datasets.load_faces(files, layout.class_names, config.preprocessing, face_mode, detector, on_file)
         for split, files in layout.splits.items()
     }
     train = loaded["train"]
