@@ -57,6 +57,14 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def evaluate_arrays(classify, arrays, class_names: list[str], batch_size: int = 256) -> Evaluation:
+    """Metrics on decoded faces (a `datasets.FaceArrays`); `classify` maps a batch of pixels to
+    (batch, classes) probabilities, as `Predictor.classify` does."""
+    predicted = [classify(arrays.pixels[start : start + batch_size]).argmax(axis=1)
+                 for start in range(0, len(arrays.labels), batch_size)]
+    return evaluate_labels(arrays.labels, np.concatenate(predicted) if predicted else [], class_names)
+
+
 def evaluate_labels(true_labels: np.ndarray, predicted_labels: np.ndarray, class_names: list[str]) -> Evaluation:
     """Metrics from integer labels (n,) in [0, classes)."""
     count = len(class_names)
@@ -94,8 +102,6 @@ def evaluate_dataset(data_path: Path, model_path: Path | None = None, faces: str
                                  detector=predictor.detector if face_mode == "crop" else None)
     if not len(arrays.labels):
         raise DatasetError(f"{data_path}: no readable images to evaluate.")
-    predicted = np.concatenate([predictor.classify(arrays.pixels[start:start + 256]).argmax(axis=1)
-                                for start in range(0, len(arrays.labels), 256)])
-    evaluation = evaluate_labels(arrays.labels, predicted, predictor.class_names)
+    evaluation = evaluate_arrays(predictor.classify, arrays, predictor.class_names)
     return DatasetEvaluation(evaluation, predictor.bundle.path, "all" if split == "train" else split,
                              face_mode, len(arrays.skipped), len(arrays.no_face))

@@ -22,7 +22,7 @@ import tensorflow as tf
 from emotion import datasets
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
-from emotion.evaluation import Evaluation, evaluate_labels
+from emotion.evaluation import Evaluation, evaluate_arrays
 from emotion.faces import FaceDetector
 from emotion.model import build_augmentation, build_model, class_probabilities
 from emotion.modelfile import atomic_path, metadata_path, save_bundle
@@ -148,10 +148,13 @@ def train(
         raise TrainingCancelled("training stopped before the first epoch ended; nothing was saved.")
     model.set_weights(progress.best_weights)
 
-    val_evaluation = evaluate_arrays(model, prepared.val, class_names)
+    def classify(pixels):
+        return class_probabilities(model(pixels.astype(np.float32), training=False).numpy())
+
+    val_evaluation = evaluate_arrays(classify, prepared.val, class_names)
     evaluated_on, evaluation = "validation", val_evaluation
     if prepared.test is not None and len(prepared.test.labels):
-        evaluated_on, evaluation = "test", evaluate_arrays(model, prepared.test, class_names)
+        evaluated_on, evaluation = "test", evaluate_arrays(classify, prepared.test, class_names)
 
     metadata = {
         "class_names": class_names,
@@ -178,12 +181,6 @@ def train(
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
                        prepared.summary)
-
-
-def evaluate_arrays(model: keras.Model, arrays: datasets.FaceArrays, class_names: list[str]) -> Evaluation:
-    """Metrics of `model` on decoded faces."""
-    probabilities = class_probabilities(model.predict(arrays.pixels, batch_size=256, verbose=0))
-    return evaluate_labels(arrays.labels, probabilities.argmax(axis=1), class_names)
 
 
 class _ProgressCallback(keras.callbacks.Callback):
