@@ -82,8 +82,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate_dataset(args.data, args.model, faces=args.faces)
     print(f"model: {report.model_path}\ndata:  {args.data} ({report.split}, faces: {report.face_mode})")
-    if report.skipped:
-        print(f"skipped {report.skipped} unreadable file(s) and {report.no_face} photo(s) with no face")
+    if report.skipped or report.no_face:
+        print(f"skipped {report.skipped} unreadable file(s) and {report.no_face} photo(s) with no face found")
     print()
     print(report.evaluation.format_table())
     return 0

@@ -18,6 +18,9 @@ import keras
 from emotion.errors import ModelError
 from emotion.preprocess import Preprocessing
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "happy_sad.keras"
 
 
@@ -48,6 +51,7 @@ def atomic_path(final_path: Path):
     handle, temporary = tempfile.mkstemp(prefix=f".{final_path.stem}-", suffix=final_path.suffix,
                                          dir=final_path.parent)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
     try:
         yield Path(temporary)
         os.replace(temporary, final_path)
@@ -59,8 +63,11 @@ def atomic_path(final_path: Path):
 def save_bundle(model: keras.Model, metadata: dict, model_path: Path) -> Path:
     """Write the model, then its metadata; each file appears whole or not at all."""
     model_path = Path(model_path)
+    # An uncompiled copy: the optimizer's state (twice the weights, for AdamW) is no use to a predictor.
+    inference_model = keras.models.clone_model(model)
+    inference_model.set_weights(model.get_weights())
     with atomic_path(model_path) as temporary:
-        model.save(temporary)
+        inference_model.save(temporary)
     write_json(metadata, metadata_path(model_path))
     return model_path
 

@@ -1,0 +1,42 @@
+"""The bundled model, measured on FER-2013 val when the shared data is beside the project."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import FER_VAL
+from emotion.evaluation import evaluate_dataset
+from emotion.modelfile import DEFAULT_MODEL_PATH
+from emotion.predictor import Predictor
+
+# Regression floors a little under what the bundled model measured on FER-2013 val (accuracy
+# 0.906, recall happy 0.894, sad 0.922). The project's targets (0.92 accuracy, both recalls 0.90)
+# are not met yet; raise these floors to the targets with the model that meets them.
+ACCURACY_FLOOR = 0.90
+RECALL_FLOOR = 0.88
+
+
+def test_bundled_model_loads_with_its_metadata():
+    predictor = Predictor.load()
+    assert predictor.class_names == ["happy", "sad"]
+    assert DEFAULT_MODEL_PATH.stat().st_size <= 10 * 1024 * 1024
+    metadata = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    assert metadata["preprocessing"]["image_size"] == 48
+
+
+def test_bundled_model_finds_and_labels_a_real_face(grace_hopper_path):
+    record = Predictor.load().predict_source(grace_hopper_path)
+    assert record["error"] is None and len(record["faces"]) == 1
+    face = record["faces"][0]
+    assert face["label"] in ("happy", "sad") and 0.5 <= face["confidence"] <= 1.0
+
+
+@pytest.mark.skipif(not FER_VAL.is_dir(), reason=f"FER-2013 val not found at {FER_VAL}")
+def test_bundled_model_holds_its_accuracy_on_fer_val():
+    report = evaluate_dataset(FER_VAL, faces="none")
+    per_class = report.evaluation.per_class()
+    assert report.evaluation.total == 1548
+    assert report.evaluation.accuracy >= ACCURACY_FLOOR
+    assert per_class["happy"]["recall"] >= RECALL_FLOOR and per_class["sad"]["recall"] >= RECALL_FLOOR
