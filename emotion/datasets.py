@@ -8,6 +8,7 @@ Nothing in the user's folder is ever modified; a zip is extracted to a temporary
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ def extract_zip(zip_path: Path, destination: Path) -> Path:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(entry) as source, open(target, "wb") as sink:
-                sink.write(source.read())
+                shutil.copyfileobj(source, sink)  # streamed: a large entry never sits in memory whole
     return destination
 
 

@@ -137,7 +137,7 @@ def train(
     progress = _ProgressCallback(config.epochs, steps_per_epoch, config.early_stopping_patience, on_batch, on_epoch, should_stop, checkpoint_path)
     model.fit(
         _training_dataset(prepared.train, config, len(class_names)),
-        validation_data=_dataset(prepared.val, config, len(class_names)),
+        validation_data=_dataset(prepared.val, len(class_names)),
         epochs=config.epochs,
         class_weight=_class_weights(prepared.train.labels, len(class_names)) if config.class_weighting else None,
         callbacks=[progress],
@@ -253,7 +253,7 @@ def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return keras.utils.to_categorical(labels, num_classes).astype(np.float32)
 
 
-def _dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int) -> tf.data.Dataset:
+def _dataset(arrays: datasets.FaceArrays, num_classes: int) -> tf.data.Dataset:
     targets = _targets(arrays.labels, num_classes)
     return tf.data.Dataset.from_tensor_slices((arrays.pixels, targets)).batch(256).prefetch(tf.data.AUTOTUNE)
 
