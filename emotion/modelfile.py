@@ -18,9 +18,6 @@ import keras
 from emotion.errors import ModelError
 from emotion.preprocess import Preprocessing
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "happy_sad.keras"
 
 
@@ -51,7 +48,7 @@ def atomic_path(final_path: Path):
     handle, temporary = tempfile.mkstemp(prefix=f".{final_path.stem}-", suffix=final_path.suffix,
                                          dir=final_path.parent)
     os.close(handle)
-    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
+    os.chmod(temporary, 0o644)  # mkstemp makes files private; models and plots are meant to be shared
     try:
         yield Path(temporary)
         os.replace(temporary, final_path)

@@ -24,9 +24,10 @@ from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import Evaluation, evaluate_arrays
 from emotion.faces import FaceDetector
-from emotion.model import build_augmentation, build_model, class_probabilities
-from emotion.modelfile import atomic_path, metadata_path, save_bundle
+from emotion.model import build_augmentation, build_model
+from emotion.modelfile import ModelBundle, atomic_path, metadata_path, save_bundle
 from emotion.plots import plot_confusion, plot_curves
+from emotion.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +149,15 @@ def train(
         raise TrainingCancelled("training stopped before the first epoch ended; nothing was saved.")
     model.set_weights(progress.best_weights)
 
-    def classify(pixels):
-        return class_probabilities(model(pixels.astype(np.float32), training=False).numpy())
-
+    # Measure through the serving path itself, so the saved metrics are what users will get.
+    classify = Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path)).classify
     val_evaluation = evaluate_arrays(classify, prepared.val, class_names)
     evaluated_on, evaluation = "validation", val_evaluation
     if prepared.test is not None and len(prepared.test.labels):
         evaluated_on, evaluation = "test", evaluate_arrays(classify, prepared.test, class_names)
 
     metadata = {
-        "class_names": class_names,
-        "preprocessing": config.preprocessing.to_dict(),
+        **_inference_metadata(config, class_names),
         "config": config.to_dict(),
         "dataset": prepared.summary,
         "metrics": {"validation": val_evaluation.to_dict(),
@@ -230,6 +229,11 @@ class _ProgressCallback(keras.callbacks.Callback):
         if self.should_stop and self.should_stop():
             self.stopped_by_user = True
             self.model.stop_training = True
+
+
+def _inference_metadata(config: TrainConfig, class_names: list[str]) -> dict:
+    """What a predictor needs to know about a model: its labels and how faces become its input."""
+    return {"class_names": class_names, "preprocessing": config.preprocessing.to_dict()}
 
 
 def _learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
