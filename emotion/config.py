@@ -25,7 +25,7 @@ class TrainConfig:
     face_margin: float = 0.1
 
     # Optimisation.
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 128
     learning_rate: float = 1e-3  # peak of the warm-up + cosine schedule
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
@@ -40,7 +40,7 @@ class TrainConfig:
 
     # Model width: filters of the first convolution block, doubled in each following block.
     base_filters: int = 32
-    dropout: float = 0.4
+    dropout: float = 0.25
 
     seed: int = 1337
 

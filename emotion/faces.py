@@ -7,6 +7,7 @@ without importing that package (its Python code needs NumPy 1). Nothing is downl
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,13 @@ class FaceBox:
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.width, self.height]
+
+    def scaled(self, factor: float) -> "FaceBox":
+        """The same box in an image `factor` times larger."""
+        if factor == 1.0:
+            return self
+        return FaceBox(round(self.x * factor), round(self.y * factor), round(self.width * factor),
+                       round(self.height * factor), self.score)
 
     @property
     def area(self) -> int:
@@ -91,15 +99,18 @@ class _BlazeFaceRunner:
         self.box_index = next(o["index"] for o in outputs if o["shape"][-1] == 16)
         self.score_index = next(o["index"] for o in outputs if o["shape"][-1] == 1)
         self.anchors = _ssd_anchors(spec)  # (anchors, 2) centres in [0, 1]
+        # An interpreter holds its tensors between set and get: one request at a time per interpreter.
+        self._lock = threading.Lock()
 
     def run(self, image: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Candidate boxes (n, 4) as x0, y0, x1, y1 in [0, 1] of the image, and their scores (n,)."""
         size = self.spec.input_size
         tensor, (pad_x, pad_y) = _letterbox(image, size)
-        self.interpreter.set_tensor(self.input_index, tensor)
-        self.interpreter.invoke()
-        raw_boxes = self.interpreter.get_tensor(self.box_index)[0]
-        logits = np.clip(self.interpreter.get_tensor(self.score_index)[0, :, 0], -80.0, 80.0)
+        with self._lock:
+            self.interpreter.set_tensor(self.input_index, tensor)
+            self.interpreter.invoke()
+            raw_boxes = self.interpreter.get_tensor(self.box_index)[0].copy()
+            logits = np.clip(self.interpreter.get_tensor(self.score_index)[0, :, 0], -80.0, 80.0)
         scores = 1.0 / (1.0 + np.exp(-logits))
         keep = scores >= min_score
         raw_boxes, scores, anchors = raw_boxes[keep], scores[keep], self.anchors[keep]

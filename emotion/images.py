@@ -6,10 +6,12 @@ Every failure becomes one `ImageError` that names the file; nothing here ever cr
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -34,6 +36,15 @@ def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
     EXIF orientation is applied, animated images give their first frame, transparency is
     composited onto white, and 16-bit or float images are scaled to 8 bits.
     """
+    return read_image_reduced(source, None, name)[0]
+
+
+def read_image_reduced(source: ImageSource, max_side: int | None, name: str | None = None) -> tuple[np.ndarray, float]:
+    """Like `read_image`, but no larger than about `max_side` on its long side, and the factor it shrank by.
+
+    A JPEG is decoded at reduced scale (libjpeg's DCT scaling, nearly free); anything else is
+    decoded whole and then shrunk. Multiply coordinates on the result by the factor for the original.
+    """
     name = name or _describe(source)
     if isinstance(source, bytes):
         if not source:
@@ -57,9 +68,12 @@ def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
                         f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels allowed. Resize it and try again."
                     )
                 image.seek(0)  # first frame of an animated GIF, WebP or PNG
+                if max_side and max(width, height) > max_side and image.format == "JPEG":
+                    ratio = max_side / max(width, height)  # draft keeps at least this size
+                    image.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                return _to_rgb_array(upright)
+                ImageOps.exif_transpose(image, in_place=True)
+                pixels = _to_rgb_array(image)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -69,6 +83,11 @@ def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError) as error:
         # Truncated or corrupt data surfaces as any of these, depending on the decoder.
         raise ImageError(f"{name}: the image is corrupt or truncated ({error}).") from error
+    if max_side and max(pixels.shape[:2]) > max_side:
+        ratio = max_side / max(pixels.shape[:2])
+        size = (max(1, round(pixels.shape[1] * ratio)), max(1, round(pixels.shape[0] * ratio)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return pixels, max(width, height) / max(pixels.shape[:2])
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -79,7 +98,9 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _high_depth_to_rgb(image: Image.Image) -> np.ndarray:

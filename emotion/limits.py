@@ -12,3 +12,8 @@ MAX_FOLDER_DEPTH = 12  # nesting below the dataset root
 
 # Datasets: class folders. More than this is almost always a wrong folder picked.
 MAX_CLASSES = 20
+
+# Uploads to the web app, checked before any decoding. A phone photo is under 20 MB; the dataset
+# limit is also the server's hard cap on any single upload.
+MAX_IMAGE_UPLOAD_BYTES = 20 * 1024**2
+MAX_DATASET_UPLOAD_BYTES = 500 * 1024**2

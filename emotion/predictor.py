@@ -6,20 +6,21 @@ The result per image is the stable JSON contract of `python -m emotion predict -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from emotion.errors import EmotionError
 from emotion.faces import FaceBox, FaceDetector
-from emotion.images import ImageSource, read_image
+from emotion.images import ImageSource, read_image_reduced
 from emotion.model import class_probabilities
 from emotion.modelfile import ModelBundle, load_bundle
 from emotion.preprocess import face_pixels, whole_image_box
+from emotion.runtime import load_runtime
 
 PREDICT_FACE_MODES = ("auto", "none")  # detect every face, or treat the whole image as one face
+PHOTO_MAX_SIDE = 1000  # pixels; photos are classified on a copy no larger than this
 
 
 @dataclass(frozen=True)
@@ -34,25 +35,34 @@ class FacePrediction:
                 "scores": dict(self.scores)}
 
 
+@dataclass(frozen=True)
+class PhotoPrediction:
+    """A photo as classified: the (possibly reduced) image, and its faces in that image's pixels."""
+
+    image: np.ndarray  # upright RGB uint8, at most PHOTO_MAX_SIDE on its long side
+    scale: float  # original size / image size
+    predictions: list[FacePrediction]
+
+    def in_original_pixels(self) -> list[FacePrediction]:
+        return [replace(prediction, box=prediction.box.scaled(self.scale)) for prediction in self.predictions]
+
+
 class Predictor:
     """A loaded model plus a face detector. Thread-safe for concurrent `predict_*` calls."""
 
-    def __init__(self, bundle: ModelBundle, detector: FaceDetector | None = None):
+    def __init__(self, bundle: ModelBundle, detector: FaceDetector | None = None, runtime: str = "auto"):
         self.bundle = bundle
         self.class_names = bundle.class_names
         self.preprocessing = bundle.preprocessing
         self._detector = detector
+        self.runtime = load_runtime(bundle, runtime)
         size, channels = self.preprocessing.image_size, self.preprocessing.channels
-        model = bundle.model
-        # One traced graph for any batch size: no Keras `predict` loop, no retracing per call.
-        self._infer = tf.function(lambda pixels: model(pixels, training=False), input_signature=[
-            tf.TensorSpec((None, size, size, channels), tf.float32)])
-        self.classify(np.zeros((1, size, size, channels), np.uint8))  # trace now, not on the first request
+        self.classify(np.zeros((1, size, size, channels), np.uint8))  # warm up now, not on the first request
 
     @classmethod
-    def load(cls, model_path: Path | str | None = None) -> "Predictor":
+    def load(cls, model_path: Path | str | None = None, runtime: str = "auto") -> "Predictor":
         """Load `model_path` (the bundled model when None)."""
-        return cls(load_bundle(model_path))
+        return cls(load_bundle(model_path), runtime=runtime)
 
     @property
     def detector(self) -> FaceDetector:
@@ -64,8 +74,7 @@ class Predictor:
         """Class probabilities (faces, classes) for model input (faces, size, size, channels) uint8."""
         if len(pixels) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        outputs = self._infer(tf.convert_to_tensor(pixels, tf.float32)).numpy()
-        return class_probabilities(outputs)
+        return class_probabilities(self.runtime(pixels))
 
     def predict_image(self, image: np.ndarray, faces: str = "auto") -> list[FacePrediction]:
         """Every face of an upright RGB uint8 image, largest first; [] when `auto` finds none."""
@@ -75,12 +84,21 @@ class Predictor:
         probabilities = self.classify(face_pixels(image, boxes, self.preprocessing))
         return [self._prediction(box, row) for box, row in zip(boxes, probabilities)]
 
+    def predict_photo(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> PhotoPrediction:
+        """Read and classify one photo file; raises `ImageError` when it cannot be read.
+
+        Detection and cropping run on a copy at most PHOTO_MAX_SIDE pixels long (a 12 MP JPEG decodes
+        at a quarter of its size), which leaves any face big enough to be found over 48 pixels.
+        """
+        image, scale = read_image_reduced(source, PHOTO_MAX_SIDE, name)
+        return PhotoPrediction(image, scale, self.predict_image(image, faces))
+
     def predict_source(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> dict:
-        """Read and classify one image; the JSON-contract record, with any failure in `error`."""
+        """Read and classify one image; the JSON-contract record (boxes in the file's own pixels),
+        with any failure in `error`."""
         path = name or (str(source) if isinstance(source, (str, Path)) else "uploaded image")
         try:
-            image = read_image(source, name=path)
-            predictions = self.predict_image(image, faces)
+            predictions = self.predict_photo(source, faces, name=path).in_original_pixels()
         except EmotionError as error:
             return {"path": path, "faces": [], "error": str(error)}
         return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}

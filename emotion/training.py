@@ -125,22 +125,17 @@ def train(
     class_names = prepared.class_names
     keras.utils.set_random_seed(config.seed)
 
-    model = build_model(config, len(class_names))
-    steps_per_epoch = math.ceil(len(prepared.train.labels) / config.batch_size)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(_learning_rate_schedule(config, steps_per_epoch),
-                                         weight_decay=config.weight_decay),
-        loss=_loss(config, len(class_names)),
-        metrics=["accuracy"],
-    )
+    setup = compiled_training(prepared, config)
+    model = setup.model
     output_path = Path(output_path)
     checkpoint_path = output_path.with_name(f"{output_path.stem}.checkpoint.keras")
-    progress = _ProgressCallback(config.epochs, steps_per_epoch, config.early_stopping_patience, on_batch, on_epoch, should_stop, checkpoint_path)
+    progress = _ProgressCallback(config.epochs, setup.steps_per_epoch, config.early_stopping_patience, on_batch,
+                                 on_epoch, should_stop, checkpoint_path)
     model.fit(
-        _training_dataset(prepared.train, config, len(class_names)),
-        validation_data=_dataset(prepared.val, len(class_names)),
+        setup.train_dataset,
+        validation_data=setup.val_dataset,
         epochs=config.epochs,
-        class_weight=_class_weights(prepared.train.labels, len(class_names)) if config.class_weighting else None,
+        class_weight=setup.class_weight,
         callbacks=[progress],
         shuffle=False,  # the dataset shuffles itself, reseeded every epoch
         verbose=0,
@@ -150,7 +145,8 @@ def train(
     model.set_weights(progress.best_weights)
 
     # Measure through the serving path itself, so the saved metrics are what users will get.
-    classify = Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path)).classify
+    classify = Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path),
+                         runtime="keras").classify
     val_evaluation = evaluate_arrays(classify, prepared.val, class_names)
     evaluated_on, evaluation = "validation", val_evaluation
     if prepared.test is not None and len(prepared.test.labels):
@@ -180,6 +176,33 @@ def train(
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
                        prepared.summary)
+
+
+@dataclass
+class CompiledTraining:
+    """Everything `model.fit` needs; the trainer and the benchmark build it the same way."""
+
+    model: keras.Model
+    train_dataset: tf.data.Dataset  # shuffled, batched, augmented
+    val_dataset: tf.data.Dataset
+    class_weight: dict[int, float] | None
+    steps_per_epoch: int
+
+
+def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTraining:
+    """A fresh compiled model (AdamW, warm-up + cosine schedule, BCE or CCE) and its input pipelines."""
+    num_classes = len(prepared.class_names)
+    model = build_model(config, num_classes)
+    steps_per_epoch = math.ceil(len(prepared.train.labels) / config.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(_learning_rate_schedule(config, steps_per_epoch),
+                                         weight_decay=config.weight_decay),
+        loss=_loss(config, num_classes),
+        metrics=["accuracy"],
+    )
+    class_weight = _class_weights(prepared.train.labels, num_classes) if config.class_weighting else None
+    return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes),
+                            _dataset(prepared.val, num_classes), class_weight, steps_per_epoch)
 
 
 class _ProgressCallback(keras.callbacks.Callback):

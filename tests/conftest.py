@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,3 +64,21 @@ def tiny_training(tiny_dataset, tmp_path_factory):
     output = tmp_path_factory.mktemp("model") / "tiny.keras"
     result = train(tiny_dataset, config, output, on_batch=batches.append, on_epoch=epochs.append)
     return result, batches, epochs
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The web app launched in this process, as `python app.py` launches it, with private session folders."""
+    import app as web
+
+    demo = web.build_demo(web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions")))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                        **web.LAUNCH_OPTIONS)
+    yield demo.local_url
+    demo.close()

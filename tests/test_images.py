@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from emotion.errors import ImageError
-from emotion.images import read_image
+from emotion.images import read_image, read_image_reduced
 
 
 def gradient(width=64, height=48) -> np.ndarray:
@@ -103,3 +103,17 @@ def test_bytes_are_accepted():
     buffer = io.BytesIO()
     Image.fromarray(gradient()).save(buffer, "PNG")
     assert read_image(buffer.getvalue()).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png"])
+def test_large_photos_can_be_read_reduced_with_the_factor_back_to_full_size(tmp_path, extension):
+    path = tmp_path / f"phone.{extension}"
+    gradient = np.linspace(0, 255, 4000, dtype=np.float32)[None, :].repeat(3000, axis=0)
+    Image.fromarray(gradient.astype(np.uint8)).convert("RGB").save(path)
+
+    reduced, factor = read_image_reduced(path, 1000)
+    assert reduced.shape == (750, 1000, 3) and factor == pytest.approx(4.0, rel=0.01)
+    # The same picture, only smaller: the gradient still runs dark to light across the width.
+    assert reduced[:, :50].mean() < 20 and reduced[:, -50:].mean() > 235
+    small, factor = read_image_reduced(path, 5000)
+    assert small.shape == (3000, 4000, 3) and factor == 1.0

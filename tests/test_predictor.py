@@ -53,3 +53,25 @@ def test_no_face_gives_an_empty_list_and_none_mode_classifies_the_whole_image(pr
 def test_unreadable_upload_is_an_error_record_not_an_exception(predictor):
     record = predictor.predict_source(b"\x00\x01garbage", name="upload.jpg")
     assert record["faces"] == [] and "upload.jpg" in record["error"]
+
+
+def test_a_12_megapixel_photo_gives_boxes_in_its_own_pixels(predictor, grace_hopper_path, tmp_path):
+    face = Image.open(grace_hopper_path)  # 512 x 600
+    canvas = Image.new("RGB", (4000, 3000), (90, 110, 100))
+    canvas.paste(face.resize((1536, 1800)), (1200, 600))  # three times larger, at a known place
+    path = tmp_path / "phone.jpg"
+    canvas.save(path, quality=90)
+
+    small = predictor.predict_source(grace_hopper_path)["faces"][0]["box"]
+    large = predictor.predict_source(path)["faces"]
+    assert len(large) == 1
+    expected = [1200 + 3 * small[0], 600 + 3 * small[1], 3 * small[2], 3 * small[3]]
+    assert box_iou(large[0]["box"], expected) > 0.7  # the detector sees the face at another scale: close, not equal
+
+
+def box_iou(first, second) -> float:
+    (x0, y0, w0, h0), (x1, y1, w1, h1) = first, second
+    overlap_w = max(0, min(x0 + w0, x1 + w1) - max(x0, x1))
+    overlap_h = max(0, min(y0 + h0, y1 + h1) - max(y0, y1))
+    overlap = overlap_w * overlap_h
+    return overlap / (w0 * h0 + w1 * h1 - overlap)

@@ -1,0 +1,58 @@
+"""The LiteRT runtime gives the Keras model's answers, for any number of faces, and is used only when current."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from emotion.export import export_tflite
+from emotion.modelfile import load_bundle
+from emotion.predictor import Predictor
+from emotion.runtime import KerasRuntime, LiteRTRuntime, load_runtime
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_training, tmp_path_factory):
+    """A copy of the tiny model with a fresh .tflite beside it."""
+    result, _, _ = tiny_training
+    folder = tmp_path_factory.mktemp("exported")
+    for suffix in (".keras", ".json"):
+        (folder / f"tiny{suffix}").write_bytes(result.model_path.with_suffix(suffix).read_bytes())
+    bundle = load_bundle(folder / "tiny.keras")
+    export_tflite(bundle)
+    return bundle
+
+
+@pytest.mark.parametrize("faces", [1, 3, 64, 70])
+def test_litert_matches_keras_for_any_batch_size(exported, faces):
+    pixels = np.random.default_rng(faces).integers(0, 256, (faces, 48, 48, 1), dtype=np.uint8)
+    keras_outputs = KerasRuntime(exported)(pixels)
+    litert_outputs = LiteRTRuntime(exported.path.with_suffix(".tflite"))(pixels)
+    assert litert_outputs.shape == keras_outputs.shape == (faces, 1)
+    assert np.max(np.abs(litert_outputs - keras_outputs)) < 1e-4
+
+
+def test_auto_uses_litert_only_when_the_export_is_newer_than_the_model(exported):
+    assert isinstance(load_runtime(exported), LiteRTRuntime)
+    assert isinstance(Predictor(exported).runtime, LiteRTRuntime)
+
+    tflite = exported.path.with_suffix(".tflite")
+    older = exported.path.stat().st_mtime - 60
+    os.utime(tflite, (older, older))  # a model retrained after its export: the export is stale
+    try:
+        assert isinstance(load_runtime(exported), KerasRuntime)
+    finally:
+        os.utime(tflite)
+
+
+def test_a_mismatched_export_is_not_used(exported, tmp_path, tiny_dataset):
+    from emotion.config import TrainConfig
+    from emotion.training import train
+
+    other = train(tiny_dataset, TrainConfig(epochs=1, batch_size=16, base_filters=8), tmp_path / "other.keras")
+    # Put the tiny model's export beside a different model with the same input shape.
+    tflite = other.model_path.with_suffix(".tflite")
+    tflite.write_bytes(exported.path.with_suffix(".tflite").read_bytes())
+    assert isinstance(load_runtime(load_bundle(other.model_path)), KerasRuntime)
