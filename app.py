@@ -7,6 +7,7 @@ converts the result back. Run `python app.py`; GRADIO_SERVER_NAME / GRADIO_SERVE
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import time
@@ -18,7 +19,7 @@ import pandas as pd
 
 from emotion.annotate import draw_predictions
 from emotion.config import TrainConfig
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, ModelError
 from emotion.export import export_tflite
 from emotion.jobs import TrainingBusy, TrainingJob
 from emotion.limits import MAX_DATASET_UPLOAD_BYTES, MAX_IMAGE_UPLOAD_BYTES
@@ -41,7 +42,7 @@ class EmotionApp:
     """Server-wide state (loaded models, session folders, running trainings) and the UI handlers."""
 
     def __init__(self, model_path: Path | str | None = None, sessions_root: Path | None = None):
-        self.predictors = PredictorCache(Predictor.load(model_path))
+        self.predictors = PredictorCache(Predictor.load(model_path).warm_up())
         self.sessions = SessionFolders(sessions_root)
         self.jobs: dict[str, TrainingJob] = {}
         self._prepared: dict[str, tuple[tuple, PreparedData]] = {}
@@ -61,13 +62,13 @@ class EmotionApp:
         if not photo_path:
             raise gr.Error("Send an image file.")
         _check_upload_size(photo_path, MAX_IMAGE_UPLOAD_BYTES, "image")
-        return self.predictors.get(model_path).predict_source(photo_path, name=Path(photo_path).name)
+        return self._predictor(model_path).predict_source(photo_path, name=Path(photo_path).name)
 
     def _classify(self, photo_path: str | None, model_path: str | None, faces: str):
         if not photo_path:
             return None, None, _faces_frame([]), "", gr.update(visible=False)
         _check_upload_size(photo_path, MAX_IMAGE_UPLOAD_BYTES, "photo")
-        predictor = self.predictors.get(model_path)
+        predictor = self._predictor(model_path)
         try:
             photo = predictor.predict_photo(photo_path, faces, name=Path(photo_path).name)
         except EmotionError as error:
@@ -80,6 +81,12 @@ class EmotionApp:
         predictions = photo.in_original_pixels()  # the table gives boxes in the uploaded file's pixels
         message = _prediction_message(predictions, whole_image=faces == "none")
         return annotated, predictions[0].scores, _faces_frame(predictions), message, gr.update(visible=False)
+
+    def _predictor(self, model_path: str | None) -> Predictor:
+        try:
+            return self.predictors.get(model_path)
+        except ModelError as error:
+            raise gr.Error(f"{error} Use the bundled model (About tab) meanwhile.") from error
 
     # Training.
 
@@ -187,7 +194,7 @@ class EmotionApp:
     def on_use_model_click(self, trained_model_path: str | None, request: gr.Request):
         if not trained_model_path or not self.sessions.owns(request.session_hash, trained_model_path):
             raise gr.Error("Train a model in this tab first.")
-        predictor = self.predictors.get(trained_model_path)
+        predictor = self._predictor(trained_model_path)
         return trained_model_path, _model_markdown(predictor.bundle), (
             f"Upload and Webcam now use **{Path(trained_model_path).name}** in this browser tab. "
             "Other visitors still see the bundled model.")
@@ -449,7 +456,7 @@ def _upload_path(photo: Upload) -> str | None:
 def _check_upload_size(path: str, limit: int, what: str) -> None:
     size = Path(path).stat().st_size if Path(path).is_file() else 0
     if size > limit:
-        raise gr.Error(f"This {what} is {size / 1024**2:.0f} MB; the limit is {limit // 1024**2} MB. "
+        raise gr.Error(f"This {what} is {size / 1024**2:.1f} MB, over the {limit // 1024**2} MB limit. "
                        f"Use a smaller file.")
 
 
@@ -469,6 +476,25 @@ LAUNCH_OPTIONS = {
     "theme": gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
 }
 
+def load_app(model_path: str | None) -> EmotionApp:
+    """The app on `model_path`, falling back to the bundled model when that one cannot be loaded."""
+    if model_path:
+        try:
+            return EmotionApp(model_path)
+        except ModelError as error:
+            log.error("%s Starting with the bundled model instead.", error)
+    return EmotionApp()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    model_path = os.environ.get("EMOTION_MODEL")  # a .keras file to serve instead of the bundled one
+    try:
+        app = load_app(model_path)
+    except ModelError as error:  # the bundled model itself is missing or damaged
+        raise SystemExit(f"Cannot start: {error}")
+    build_demo(app).queue(default_concurrency_limit=4).launch(**LAUNCH_OPTIONS)
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    build_demo().queue(default_concurrency_limit=4).launch(**LAUNCH_OPTIONS)
+    main()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,8 +26,10 @@ from emotion.limits import (
     MAX_CLASSES,
     MAX_FOLDER_DEPTH,
     MAX_ZIP_COMPRESSION_RATIO,
+    MAX_ZIP_DIRECTORY_BYTES,
     MAX_ZIP_ENTRIES,
     MAX_ZIP_TOTAL_BYTES,
+    ZIP_RATIO_MIN_BYTES,
 )
 from emotion.preprocess import Preprocessing, face_pixels, whole_image_box
 
@@ -62,47 +66,78 @@ class FaceArrays:
 
 
 def extract_zip(zip_path: Path, destination: Path) -> Path:
-    """Extract a dataset zip into `destination` after checking every entry; return the folder."""
+    """Extract a dataset zip into `destination` after checking every entry; return the folder.
+
+    Nothing is written until every entry has passed; links are never created; any earlier
+    extraction at `destination` is replaced, and a failed one is removed.
+    """
+    _check_zip_end_record(zip_path)
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as error:
         raise DatasetError(f"{zip_path.name}: not a readable zip file ({error}).") from error
     with archive:
         entries = archive.infolist()
-        if len(entries) > MAX_ZIP_ENTRIES:
-            raise DatasetError(f"{zip_path.name}: {len(entries)} entries, more than the {MAX_ZIP_ENTRIES} allowed.")
-        total = sum(entry.file_size for entry in entries)
-        if total > MAX_ZIP_TOTAL_BYTES:
-            raise DatasetError(f"{zip_path.name}: {total / 1e9:.1f} GB uncompressed, more than the "
-                               f"{MAX_ZIP_TOTAL_BYTES / 1e9:.1f} GB allowed.")
-        for entry in entries:
-            if entry.flag_bits & 0x1:
-                raise DatasetError(f"{zip_path.name}: the zip is encrypted; zip the folder again without a password.")
-            ratio = entry.file_size / max(entry.compress_size, 1)
-            if ratio > MAX_ZIP_COMPRESSION_RATIO:
-                raise DatasetError(f"{zip_path.name}: entry {entry.filename!r} expands {ratio:.0f} times; "
-                                   "this looks like a zip bomb.")
+        _check_zip_directory(zip_path.name, entries)
         destination = destination.resolve()
-        for entry in entries:
-            target = _safe_member_path(entry, destination)
-            if target is None:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(entry) as source, open(target, "wb") as sink:
-                shutil.copyfileobj(source, sink)  # streamed: a large entry never sits in memory whole
+        planned = [(entry, _safe_member_path(entry, destination)) for entry in entries]
+        shutil.rmtree(destination, ignore_errors=True)
+        destination.mkdir(parents=True)
+        try:
+            for entry, target in planned:
+                _extract_entry(archive, entry, target)
+        except DatasetError:
+            shutil.rmtree(destination, ignore_errors=True)
+            raise
     return destination
 
 
+def _check_zip_end_record(zip_path: Path) -> None:
+    """Refuse a zip whose directory is too large before `zipfile` reads every record of it into memory."""
+    with open(zip_path, "rb") as file:
+        end_record = zipfile._EndRecData(file)  # the record ZipFile reads first (zip64 included); None if none
+    if end_record is None:
+        return  # ZipFile will say what is wrong
+    entries, directory_bytes = end_record[zipfile._ECD_ENTRIES_TOTAL], end_record[zipfile._ECD_SIZE]
+    if entries > MAX_ZIP_ENTRIES:
+        raise DatasetError(f"{zip_path.name}: {entries} entries, more than the {MAX_ZIP_ENTRIES} allowed.")
+    if directory_bytes > MAX_ZIP_DIRECTORY_BYTES:
+        raise DatasetError(f"{zip_path.name}: the zip's list of files takes {_format_bytes(directory_bytes)}, more "
+                           f"than the {_format_bytes(MAX_ZIP_DIRECTORY_BYTES)} allowed (enough for "
+                           f"{MAX_ZIP_ENTRIES} files); is this a dataset zip?")
+
+
+def _check_zip_directory(zip_name: str, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse from the zip's directory alone: too many entries, too large, a bomb, or encrypted."""
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise DatasetError(f"{zip_name}: {len(entries)} entries, more than the {MAX_ZIP_ENTRIES} allowed.")
+    total = sum(entry.file_size for entry in entries)
+    if total > MAX_ZIP_TOTAL_BYTES:
+        raise DatasetError(f"{zip_name}: {_format_bytes(total)} uncompressed, more than the "
+                           f"{_format_bytes(MAX_ZIP_TOTAL_BYTES)} allowed.")
+    for entry in entries:
+        if entry.flag_bits & 0x1:
+            raise DatasetError(f"{zip_name}: the zip is encrypted; zip the folder again without a password.")
+        ratio = entry.file_size / max(entry.compress_size, 1)
+        if entry.file_size > ZIP_RATIO_MIN_BYTES and ratio > MAX_ZIP_COMPRESSION_RATIO:
+            raise DatasetError(f"{zip_name}: entry {entry.filename!r} expands {ratio:.0f} times, to "
+                               f"{_format_bytes(entry.file_size)}; this looks like a zip bomb.")
+    ratio = total / max(sum(entry.compress_size for entry in entries), 1)
+    if total > ZIP_RATIO_MIN_BYTES and ratio > MAX_ZIP_COMPRESSION_RATIO:
+        raise DatasetError(f"{zip_name}: expands {ratio:.0f} times, to {_format_bytes(total)}; "
+                           "this looks like a zip bomb.")
+
+
 def _safe_member_path(entry: zipfile.ZipInfo, destination: Path) -> Path | None:
-    """Where an entry may be written inside `destination`, or None for folders, links and junk."""
+    """Where an entry may be written inside `destination`, or None for links and junk."""
     name = entry.filename.replace("\\", "/")
-    is_symlink = (entry.external_attr >> 16) & 0o170000 == 0o120000
-    if entry.is_dir() or is_symlink:
-        return None
     parts = [part for part in name.split("/") if part not in ("", ".")]
-    if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+    if not parts:  # "./", the dataset folder itself (bsdtar writes it)
+        return None
+    if name.startswith("/") or ".." in parts or ":" in parts[0]:
         raise DatasetError(f"zip entry {entry.filename!r} points outside the dataset folder; refusing the zip.")
-    if any(part in JUNK_NAMES or part.startswith("._") for part in parts):
+    is_symlink = (entry.external_attr >> 16) & 0o170000 == 0o120000
+    if is_symlink or any(part in JUNK_NAMES or part.startswith("._") for part in parts):
         return None
     if len(parts) > MAX_FOLDER_DEPTH + 1:
         raise DatasetError(f"zip entry {entry.filename!r} is nested more than {MAX_FOLDER_DEPTH} folders deep.")
@@ -112,35 +147,85 @@ def _safe_member_path(entry: zipfile.ZipInfo, destination: Path) -> Path | None:
     return target
 
 
-def discover(root: Path) -> DatasetLayout:
-    """Find the classes and splits of a dataset folder (a zip must be extracted first)."""
+def _extract_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, target: Path | None) -> None:
+    """Write one checked entry; a folder entry makes its folder, so an empty class is still seen."""
+    if target is None:
+        return
+    zip_name = Path(archive.filename).name
+    try:
+        if entry.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Streamed: a large entry never sits in memory whole. zipfile stops at the declared size
+        # and checks the CRC, so an entry cannot write more than the directory said it holds.
+        with archive.open(entry) as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise DatasetError(f"{zip_name}: entry {entry.filename!r} is damaged ({error}); "
+                           "zip the folder again.") from error
+    except NotImplementedError as error:
+        raise DatasetError(f"{zip_name}: entry {entry.filename!r} uses a compression method that is not supported "
+                           f"({error}); zip the folder again with standard (deflate) compression.") from error
+    except OSError as error:
+        raise DatasetError(f"{zip_name}: entry {entry.filename!r} could not be extracted "
+                           f"({error.strerror or error}).") from error
+
+
+def _format_bytes(count: int) -> str:
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def discover(root: Path, name: str | None = None) -> DatasetLayout:
+    """Find the classes and splits of a dataset folder (a zip must be extracted first).
+
+    Class names are the folder names without surrounding spaces; two folders whose names differ
+    only in case or spaces are refused, and test/ and val/ classes match train/'s in any case.
+    `name` is what messages call the dataset (the zip's name for an extracted zip).
+    """
+    name = name or Path(root).name
     root = _descend_enclosing_folders(Path(root))
-    folders = _subfolders(root)
-    split_folders = {SPLIT_NAMES[f.name.lower()]: f for f in folders if f.name.lower() in SPLIT_NAMES}
+    split_folders = {}
+    for folder in _subfolders(root):
+        split = SPLIT_NAMES.get(_clean_name(folder).lower())
+        if split in split_folders:
+            raise DatasetError(f"{name}: both {split_folders[split].name}/ and {folder.name}/ hold the {split} split; "
+                               "keep one.")
+        if split:
+            split_folders[split] = folder
     if "train" in split_folders:
         splits = {split: _class_files(folder) for split, folder in split_folders.items()}
         class_names = sorted(splits["train"])
+        spelling = {class_name.casefold(): class_name for class_name in class_names}
         for split, classes in splits.items():
-            extra = sorted(set(classes) - set(class_names))
+            extra = sorted(class_name for class_name in classes if class_name.casefold() not in spelling)
             if extra:
                 raise DatasetError(f"{split}/ has classes that train/ lacks: {', '.join(extra)}.")
+            splits[split] = {spelling[class_name.casefold()]: files for class_name, files in classes.items()}
         layout = "train/test folders"
     else:
         splits = {"train": _class_files(root)}
         class_names = sorted(splits["train"])
         layout = "class folders"
-    _check_classes(class_names, splits["train"], root)
+    _check_classes(class_names, splits["train"], name)
     return DatasetLayout(root, class_names, splits, layout)
 
 
 def _descend_enclosing_folders(root: Path) -> Path:
-    """Skip folders that only wrap the dataset (`dataset.zip` -> `dataset/` -> classes)."""
+    """Skip folders that only wrap the dataset (`dataset.zip` -> `dataset/` -> classes).
+
+    A lone folder of files is a class, not a wrapper: a zip of happy/ alone is one class short.
+    """
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder.")
     for _ in range(MAX_FOLDER_DEPTH):
         folders = _subfolders(root)
         has_files = any(p.is_file() and not _is_junk(p) for p in root.iterdir())
-        if len(folders) == 1 and not has_files and folders[0].name.lower() not in SPLIT_NAMES:
+        if (len(folders) == 1 and not has_files and _clean_name(folders[0]).lower() not in SPLIT_NAMES
+                and _subfolders(folders[0])):
             root = folders[0]
         else:
             break
@@ -148,22 +233,37 @@ def _descend_enclosing_folders(root: Path) -> Path:
 
 
 def _class_files(folder: Path) -> dict[str, list[Path]]:
-    """Each subfolder is a class; its files (at any depth) are that class's examples."""
-    classes = {}
+    """Each subfolder is a class; its files (at any depth, outside junk folders) are that class's examples."""
+    classes, folders = {}, {}
     for class_folder in _subfolders(folder):
-        files = sorted(p for p in class_folder.rglob("*") if p.is_file() and not _is_junk(p))
-        classes[class_folder.name] = files
+        class_name = _clean_name(class_folder)
+        if not class_name:
+            raise DatasetError(f"class folder {class_folder.name!r} has a blank name; rename it.")
+        twin = folders.setdefault(class_name.casefold(), class_folder)
+        if twin is not class_folder:
+            raise DatasetError(f"class folders {twin.name!r} and {class_folder.name!r} differ only in case or spaces; "
+                               "rename one, or merge them into one folder.")
+        classes[class_name] = sorted(
+            p for p in class_folder.rglob("*")
+            if p.is_file() and not any(_is_junk_name(part) for part in p.relative_to(class_folder).parts)
+        )
     return classes
 
 
-def _check_classes(class_names: list[str], train: dict[str, list[Path]], root: Path) -> None:
+def _clean_name(folder: Path) -> str:
+    """A folder's name as a class or split name: without surrounding spaces, in one Unicode form
+    (macOS zips spell accented letters decomposed)."""
+    return unicodedata.normalize("NFC", folder.name).strip()
+
+
+def _check_classes(class_names: list[str], train: dict[str, list[Path]], name: str) -> None:
     if len(class_names) < 2:
         found = f"only {class_names[0]!r}" if class_names else "none"
-        raise DatasetError(f"{root.name}: need at least two class folders (for example happy/ and sad/), found {found}.")
+        raise DatasetError(f"{name}: need at least two class folders (for example happy/ and sad/), found {found}.")
     if len(class_names) > MAX_CLASSES:
-        raise DatasetError(f"{root.name}: {len(class_names)} class folders, more than the {MAX_CLASSES} allowed; "
+        raise DatasetError(f"{name}: {len(class_names)} class folders, more than the {MAX_CLASSES} allowed; "
                            "is this the right folder?")
-    empty = [name for name in class_names if not train[name]]
+    empty = [class_name for class_name in class_names if not train[class_name]]
     if empty:
         raise DatasetError(f"class folder(s) with no files: {', '.join(empty)}. Add images or remove the folder.")
 
@@ -173,7 +273,11 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def _is_junk(path: Path) -> bool:
-    return path.name in JUNK_NAMES or path.name.startswith(".") or path.is_symlink()
+    return _is_junk_name(path.name) or path.is_symlink()
+
+
+def _is_junk_name(name: str) -> bool:
+    return name in JUNK_NAMES or name.startswith(".")
 
 
 def open_dataset(path: Path, workdir: Path | None = None) -> DatasetLayout:
@@ -181,12 +285,20 @@ def open_dataset(path: Path, workdir: Path | None = None) -> DatasetLayout:
     path = Path(path)
     if path.is_file():
         if not zipfile.is_zipfile(path):
-            raise DatasetError(f"{path.name}: not a zip file. Give a folder of class folders or a .zip of one.")
+            raise DatasetError(_not_a_zip_message(path))
         workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="emotion-dataset-"))
-        return discover(extract_zip(path, workdir / "extracted"))
+        return discover(extract_zip(path, workdir / "extracted"), name=path.name)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder.")
     return discover(path)
+
+
+def _not_a_zip_message(path: Path) -> str:
+    with open(path, "rb") as file:
+        starts_like_a_zip = file.read(4) == b"PK\x03\x04"
+    if starts_like_a_zip:  # the directory is at the end: an upload cut short loses it
+        return f"{path.name}: the zip is incomplete or damaged (its directory is missing); zip the folder again."
+    return f"{path.name}: not a zip file. Give a folder of class folders or a .zip of one."
 
 
 def choose_face_mode(files: list[Path], faces: str, sample: int = 50) -> str:
@@ -219,7 +331,7 @@ def load_faces(
         if on_file:
             on_file(index, len(items))
         try:
-            image = read_image(path)
+            image = read_image(path, name=f"{path.parent.name}/{path.name}")  # no server folders in messages
         except ImageError as error:
             skipped.append((str(path), str(error)))
             continue

@@ -3,6 +3,7 @@ the evaluation of a saved model on a labelled dataset."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,13 +84,20 @@ class DatasetEvaluation:
     no_face: int  # photos where no face was found
 
 
-def evaluate_dataset(data_path: Path, model_path: Path | None = None, faces: str = "auto") -> DatasetEvaluation:
-    """Measure a saved model on a dataset: its test split, else its val split, else all of it."""
+def evaluate_dataset(data_path: Path, model_path: Path | None = None, faces: str = "auto",
+                     workdir: Path | None = None) -> DatasetEvaluation:
+    """Measure a saved model on a dataset: its test split, else its val split, else all of it.
+
+    A zip is extracted under `workdir`, or a temporary folder removed afterwards.
+    """
     from emotion import datasets
     from emotion.predictor import Predictor
 
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="emotion-dataset-") as temporary:
+            return evaluate_dataset(data_path, model_path, faces, Path(temporary))
     predictor = Predictor.load(model_path)
-    layout = datasets.open_dataset(Path(data_path))
+    layout = datasets.open_dataset(Path(data_path), workdir)
     split = next(name for name in ("test", "val", "train") if name in layout.splits)
     by_lower = {name.lower(): name for name in predictor.class_names}
     unknown = [name for name in layout.class_names if name.lower() not in by_lower]

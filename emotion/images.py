@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -19,6 +21,9 @@ from emotion.errors import ImageError
 from emotion.limits import MAX_IMAGE_PIXELS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# The only decoders an upload reaches, whatever its name says: Pillow knows forty formats, and each
+# parser is attack surface (EPS even runs Ghostscript). "JPEG" also opens phones' multi-picture JPEGs.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
 
@@ -60,7 +65,9 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
         with warnings.catch_warnings():
             # Pillow warns (and only raises at twice the limit) about large images; we check ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
+            # Hostile files make Pillow warn about corrupt metadata, in ever new words; not a server log's business.
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+            with Image.open(source, formats=IMAGE_FORMATS) as image:
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
                     raise ImageError(
@@ -76,12 +83,15 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
                 pixels = _to_rgb_array(image)
     except ImageError:
         raise
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{name}: the image is too large to decode safely ({error}).") from error
+    except Image.DecompressionBombError as error:  # Pillow's own check, at over twice our limit
+        raise ImageError(f"{name}: the image has more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
+                         "allowed. Resize it and try again.") from error
     except Image.UnidentifiedImageError as error:
         raise ImageError(f"{name}: not an image file, or a format that is not supported. {_SUPPORTED_HINT}") from error
-    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError) as error:
-        # Truncated or corrupt data surfaces as any of these, depending on the decoder.
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, ArithmeticError,
+            struct.error, zlib.error) as error:
+        # Truncated or corrupt data surfaces as any of these, depending on the decoder (a TIFF offset
+        # past the end of memory is an OverflowError, for one).
         raise ImageError(f"{name}: the image is corrupt or truncated ({error}).") from error
     if max_side and max(pixels.shape[:2]) > max_side:
         ratio = max_side / max(pixels.shape[:2])

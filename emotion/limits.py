@@ -6,8 +6,14 @@ MAX_IMAGE_PIXELS = 64_000_000
 
 # Dataset zips: checked from the zip's directory before anything is extracted.
 MAX_ZIP_ENTRIES = 50_000
+# The zip's directory, read before any entry is counted: room for 50,000 entries with long names.
+# A 500 MB upload of nothing but directory would otherwise be ten million entries in memory.
+MAX_ZIP_DIRECTORY_BYTES = MAX_ZIP_ENTRIES * 256
 MAX_ZIP_TOTAL_BYTES = 2 * 1024**3  # uncompressed
-MAX_ZIP_COMPRESSION_RATIO = 200  # per entry; images barely compress, bombs compress ~1000x
+MAX_ZIP_COMPRESSION_RATIO = 200  # images barely compress, bombs compress ~1000x
+# The ratio counts for the whole zip, and for each entry, once they expand past this size: a small
+# blank BMP compresses 300x and is no threat, and the total above bounds what many small ones expand to.
+ZIP_RATIO_MIN_BYTES = 10 * 1024**2
 MAX_FOLDER_DEPTH = 12  # nesting below the dataset root
 
 # Datasets: class folders. More than this is almost always a wrong folder picked.

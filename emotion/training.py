@@ -10,6 +10,7 @@ import datetime
 import logging
 import math
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,14 @@ class TrainResult:
 
 def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = None,
                  on_file: Callable[[int, int], None] | None = None) -> PreparedData:
-    """Find, decode and crop a dataset, and split off validation when it has none."""
+    """Find, decode and crop a dataset, and split off validation when it has none.
+
+    A zip is extracted under `workdir`; without one, into a temporary folder removed once the
+    images are in memory.
+    """
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="emotion-dataset-") as temporary:
+            return prepare_data(data_path, config, Path(temporary), on_file)
     layout = datasets.open_dataset(Path(data_path), workdir)
     train_files = [path for files in layout.splits["train"].values() for path in files]
     face_mode = datasets.choose_face_mode(train_files, config.faces)

@@ -95,7 +95,7 @@ def test_a_photo_over_the_upload_limit_is_refused_before_decoding(emotion_app, t
     path = tmp_path / "huge.jpg"
     with path.open("wb") as file:
         file.truncate(MAX_IMAGE_UPLOAD_BYTES + 1)
-    with pytest.raises(gr.Error, match="limit is 20 MB"):
+    with pytest.raises(gr.Error, match="over the 20 MB limit"):
         emotion_app.on_photo_change(str(path), None)
 
 
@@ -166,3 +166,19 @@ def test_stop_without_a_training_says_so(emotion_app):
 def test_about_panel_describes_the_bundled_model(emotion_app):
     text = web._model_markdown(emotion_app.predictors.default.bundle)
     assert "happy_sad.keras" in text and "(bundled)" in text and "Validation accuracy:" in text
+
+
+def test_a_broken_chosen_model_falls_back_to_the_bundled_one(tmp_path, caplog):
+    broken = tmp_path / "mine.keras"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "mine.json").write_text('{"class_names": ["happy", "sad"], "preprocessing": '
+                                        '{"image_size": 48, "color_mode": "grayscale", "face_margin": 0.1}}')
+    app = web.load_app(str(broken))
+    assert app.predictors.default.bundle.path.name == "happy_sad.keras"
+    assert "could not be loaded" in caplog.text and "bundled model instead" in caplog.text
+
+
+def test_a_session_model_that_breaks_gives_a_message_not_a_crash(emotion_app, tmp_path, grace_hopper_path):
+    missing = tmp_path / "gone.keras"
+    with pytest.raises(gr.Error, match="not found.*bundled model"):
+        emotion_app.on_photo_change(str(grace_hopper_path), str(missing))

@@ -1,0 +1,43 @@
+"""A crowd: 20 clients making 10 predictions each while a training runs, through the launched app."""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import write_class_folders
+
+pytestmark = pytest.mark.slow
+
+CLIENTS, PREDICTIONS_EACH = 20, 10
+
+
+def test_every_prediction_succeeds_while_a_training_runs(app_url, grace_hopper_path, tmp_path):
+    root = write_class_folders(tmp_path / "faces", per_class=40)
+    zip_path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for file in sorted(root.rglob("*.png")):
+            archive.write(file, file.relative_to(tmp_path))
+    trainer = Client(app_url, verbose=False, download_files=False)
+    training = trainer.submit(handle_file(str(zip_path)), 6, 16, 3e-3, True, "auto", 48, api_name="/train")
+    epochs_seen = []
+    watcher = threading.Thread(target=lambda: epochs_seen.extend(u[0] for u in training if " done in " in u[0]))
+    watcher.start()
+
+    def one_client(index: int) -> list[dict]:
+        client = Client(app_url, verbose=False, download_files=False)
+        return [client.predict(handle_file(str(grace_hopper_path)), api_name="/predict")
+                for _ in range(PREDICTIONS_EACH)]
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = [result for batch in pool.map(one_client, range(CLIENTS)) for result in batch]
+    watcher.join(timeout=600)
+
+    assert len(results) == CLIENTS * PREDICTIONS_EACH
+    assert all(result["error"] is None and len(result["faces"]) == 1 for result in results)
+    assert len({result["faces"][0]["label"] for result in results}) == 1  # same photo, same answer, under load
+    assert len(epochs_seen) == 6 and training.outputs()[-1][0].startswith("**Done.**")
