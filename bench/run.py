@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -312,7 +313,9 @@ APP_ROWS = (("app start (launch to page served)", "s", Target("<=", 10)),
             ("first prediction through the app (/predict)", "ms", Target("<=", 1000)),
             ("  warm predictions through the app (/predict)", "ms", None),
             ("app peak RSS (VmHWM)", "MB", None),
-            ("app RSS growth over predictions (VmRSS)", "MB", Target("<", 30)))
+            ("app RSS growth over predictions (VmRSS)", "MB", Target("<", 30)),
+            ("predictions during a training, 20 clients x 10 (/predict)", "ms", None))
+LOAD_CLIENTS, LOAD_PREDICTIONS_EACH = 20, 10
 
 
 def measure_app(app_path: Path, jpeg_path: Path, quick: bool) -> list[Measurement]:
@@ -378,8 +381,59 @@ def measure_running_app(process: subprocess.Popen, url: str, started: float, jpe
         measured.append(app_row(4, memory_megabytes(process.pid, "VmHWM"), f"after start and {total} predictions"))
         measured.append(app_row(5, rss_after_all - rss_after_10,
                                 f"{rss_after_10:.0f} MB after 10 predictions, {rss_after_all:.0f} MB after {total}"))
+        measured.append(measure_load(url, jpeg_path, quick))
     finally:
         client.close()
+
+
+def measure_load(url: str, jpeg_path: Path, quick: bool) -> Measurement:
+    """Latency of /predict for 20 concurrent clients while the same server trains a model."""
+    from gradio_client import Client, handle_file
+
+    clients = LOAD_CLIENTS if not quick else 4
+    zip_path = jpeg_path.with_name("dataset.zip")
+    write_training_zip(zip_path)
+    trainer = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    training = trainer.submit(handle_file(str(zip_path)), 200, 16, 1e-3, True, "none", 48, api_name="/train")
+    while not any(" done in " in str(update[0]) for update in training.outputs()):
+        time.sleep(0.2)  # predictions start once the training is past its first epoch
+    progress(f"app: {clients} clients x {LOAD_PREDICTIONS_EACH} predictions during a training")
+
+    def one_client(_: int) -> list[float]:
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        seconds = []
+        for _ in range(LOAD_PREDICTIONS_EACH):
+            started = time.perf_counter()
+            result = client.predict(handle_file(str(jpeg_path)), api_name="/predict")
+            seconds.append(time.perf_counter() - started)
+            if result.get("error") or len(result.get("faces", [])) != 1:
+                raise RuntimeError(f"a prediction under load failed: {result}")
+        client.close()
+        return seconds
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        seconds = np.concatenate([np.asarray(batch) for batch in pool.map(one_client, range(clients))])
+    still_training = not training.done()
+    training.cancel()
+    trainer.close()
+    note = f"all {len(seconds)} succeeded; " + ("training ran throughout" if still_training else
+                                               "**training ended before the predictions did**")
+    return latency(APP_ROWS[6][0], seconds, note=note)
+
+
+def write_training_zip(path: Path, per_class: int = 40) -> None:
+    """Face crops cut from the sample portrait with jitter and noise, split into two arbitrary classes."""
+    portrait = np.asarray(Image.open(SAMPLE_FACE_PATH).convert("L"))
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for label in ("happy", "sad"):
+            for index in range(per_class):
+                top, left = rng.integers(100, 180), rng.integers(130, 200)
+                crop = portrait[top:top + 200, left:left + 200].astype(np.float32) + rng.normal(0, 10, (200, 200))
+                face = Image.fromarray(np.clip(crop, 0, 255).astype(np.uint8)).resize((48, 48))
+                buffer = io.BytesIO()
+                face.save(buffer, format="PNG")
+                archive.writestr(f"faces/{label}/{index:03d}.png", buffer.getvalue())
 
 
 def app_result_note(result) -> str:

@@ -61,7 +61,8 @@ def save_bundle(model: keras.Model, metadata: dict, model_path: Path) -> Path:
     """Write the model, then its metadata; each file appears whole or not at all."""
     model_path = Path(model_path)
     # An uncompiled copy: the optimizer's state (twice the weights, for AdamW) is no use to a predictor.
-    inference_model = keras.models.clone_model(model)
+    # (`clone_model` would not do: Keras 3.15 compiles the clone with the original's optimizer.)
+    inference_model = keras.Model.from_config(model.get_config())
     inference_model.set_weights(model.get_weights())
     with atomic_path(model_path) as temporary:
         inference_model.save(temporary)

@@ -64,6 +64,11 @@ class Predictor:
         """Load `model_path` (the bundled model when None)."""
         return cls(load_bundle(model_path), runtime=runtime)
 
+    def warm_up(self) -> "Predictor":
+        """Build the face detector and run the whole path once, so a server's first request is not slower."""
+        self.predict_image(np.full((480, 640, 3), 128, np.uint8))
+        return self
+
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:

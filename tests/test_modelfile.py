@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import zipfile
 
+import h5py
 import pytest
 
 from emotion.errors import ModelError
@@ -35,3 +38,12 @@ def test_failed_write_leaves_the_old_file_untouched(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"the good model"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_saved_models_carry_no_optimizer_state(tiny_training):
+    result, _, _ = tiny_training
+    with zipfile.ZipFile(result.model_path) as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+    stored = []
+    weights.visit(stored.append)
+    assert stored and not [name for name in stored if name.startswith("optimizer/")]  # AdamW would triple the file
