@@ -178,7 +178,10 @@ class EmotionApp:
         cached = self._prepared.get(session)
         if cached and cached[0] == key:
             return cached[1]
-        workdir = self.sessions.folder(session) / "dataset"
+        workdir = self.sessions.folder(session) / "dataset"  # also closes sessions idle too long
+        live = set(self.sessions.sessions())
+        for stale in [other for other in list(self._prepared) if other not in live]:
+            self._prepared.pop(stale, None)  # their arrays, from visitors who never said goodbye
         shutil.rmtree(workdir, ignore_errors=True)  # one dataset per session on disk
         try:
             prepared = prepare_data(Path(dataset_path), config, workdir,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,6 +47,16 @@ def write_class_folders(root: Path, per_class: int = 24, seed: int = 0, classes=
         for index in range(per_class):
             cartoon_face(expression if expression in ("happy", "sad") else "happy", rng).save(folder / f"{index:03d}.png")
     return root
+
+
+def write_dataset_zip(folder: Path, per_class: int = 20) -> Path:
+    """`folder/faces.zip` holding `faces/happy/*.png` and `faces/sad/*.png`, as a user would zip them."""
+    root = write_class_folders(folder / "faces", per_class=per_class)
+    zip_path = folder / "faces.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for file in sorted(root.rglob("*.png")):
+            archive.write(file, file.relative_to(folder))
+    return zip_path
 
 
 @pytest.fixture(scope="session")

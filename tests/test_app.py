@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 
 import app as web
-from conftest import write_class_folders
+from conftest import write_dataset_zip
 from emotion.annotate import LABEL_COLORS
 from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
@@ -33,12 +32,7 @@ def no_progress(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def dataset_zip(tmp_path_factory) -> Path:
-    root = write_class_folders(tmp_path_factory.mktemp("zip") / "faces", per_class=20)
-    zip_path = root.parent / "faces.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        for file in sorted(root.rglob("*.png")):
-            archive.write(file, file.relative_to(root.parent))
-    return zip_path
+    return write_dataset_zip(tmp_path_factory.mktemp("zip"))
 
 
 def test_photo_with_a_face_gets_a_box_a_label_and_a_table_row(emotion_app, grace_hopper_path):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import zipfile
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import write_class_folders
+from conftest import write_dataset_zip
 from emotion.modelfile import load_bundle
 
 
@@ -37,11 +36,7 @@ def test_predict_endpoint_reports_a_non_image(client, tmp_path):
 
 
 def test_train_endpoint_streams_epochs_and_ends_with_a_downloadable_model(client, tmp_path):
-    root = write_class_folders(tmp_path / "faces", per_class=20)
-    zip_path = tmp_path / "faces.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        for file in sorted(root.rglob("*.png")):
-            archive.write(file, file.relative_to(tmp_path))
+    zip_path = write_dataset_zip(tmp_path)
 
     job = client.submit(handle_file(str(zip_path)), 3, 16, 3e-3, True, "auto", 48, api_name="/train")
     statuses = [update[0] for update in job]
@@ -58,3 +53,18 @@ def test_train_endpoint_streams_epochs_and_ends_with_a_downloadable_model(client
     (tmp_path / "downloaded.json").write_bytes(httpx.get(
         next(file for file in final[6] if file["orig_name"].endswith(".json"))["url"], timeout=60).content)
     assert load_bundle(saved).class_names == ["happy", "sad"]
+
+
+def test_stop_endpoint_ends_the_clients_training_and_keeps_the_best_epoch(client, tmp_path):
+    zip_path = write_dataset_zip(tmp_path)
+
+    job = client.submit(handle_file(str(zip_path)), 200, 8, 3e-3, True, "auto", 48, api_name="/train")
+    statuses = []
+    for update in job:
+        statuses.append(update[0])
+        if " done in " in update[0]:
+            assert "Stopping" in client.predict(api_name="/stop")
+    final = job.outputs()[-1]
+    assert "Stopped by you" in final[0]
+    assert len([status for status in statuses if " done in " in status]) <= 3  # of 200 epochs asked for
+    assert any(file["orig_name"].endswith(".keras") for file in final[6])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +22,7 @@ pytest.importorskip("playwright.sync_api", reason="browser tests need the playwr
 
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # noqa: E402
 
-from conftest import PROJECT_ROOT, write_class_folders  # noqa: E402
+from conftest import PROJECT_ROOT, write_dataset_zip  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -140,12 +139,6 @@ def line_points_seen(plot: Locator) -> list[int]:
     return plot.evaluate("(plot) => plot.pointsSeen")
 
 
-def zip_dataset(tmp_path: Path) -> Path:
-    """A zip whose single top-level folder `faces/` holds `happy/` and `sad/`."""
-    write_class_folders(tmp_path / "faces", per_class=24)
-    return Path(shutil.make_archive(str(tmp_path / "faces"), "zip", root_dir=tmp_path, base_dir="faces"))
-
-
 def set_slider(page: Page, label: str, value: int) -> None:
     """Type into the number box beside a slider, as a user would, until the slider follows."""
     number_box = page.get_by_label(f"number input for {label}")
@@ -199,7 +192,8 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
         open_tab(page, "Train")
         start_button = page.get_by_role("button", name="Start", exact=True)
         expect(start_button).to_be_disabled()
-        block(page, "Dataset (.zip)").locator("input[type=file]").set_input_files(zip_dataset(tmp_path))
+        dataset = write_dataset_zip(tmp_path, per_class=24)
+        block(page, "Dataset (.zip)").locator("input[type=file]").set_input_files(dataset)
 
         summary = page.get_by_role("table").filter(has=page.get_by_role("cell", name="happy", exact=True)).filter(
             has=page.get_by_role("cell", name="sad", exact=True))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import write_class_folders
+from conftest import write_dataset_zip
 
 pytestmark = pytest.mark.slow
 
@@ -17,11 +16,7 @@ CLIENTS, PREDICTIONS_EACH = 20, 10
 
 
 def test_every_prediction_succeeds_while_a_training_runs(app_url, grace_hopper_path, tmp_path):
-    root = write_class_folders(tmp_path / "faces", per_class=40)
-    zip_path = tmp_path / "faces.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        for file in sorted(root.rglob("*.png")):
-            archive.write(file, file.relative_to(tmp_path))
+    zip_path = write_dataset_zip(tmp_path, per_class=40)
     trainer = Client(app_url, verbose=False, download_files=False)
     training = trainer.submit(handle_file(str(zip_path)), 6, 16, 3e-3, True, "auto", 48, api_name="/train")
     epochs_seen = []
