@@ -231,3 +231,13 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
         expect(page.get_by_text(f"Upload and Webcam now use {model_name}")).to_be_visible()
         open_tab(page, "About")
         expect(page.get_by_text(re.compile(rf"File:\s*{re.escape(model_name)}"))).to_be_visible()
+
+        # Another visitor, meanwhile: still the bundled model, and no way to this one's files.
+        stranger = page.context.browser.new_context().new_page()
+        try:
+            stranger.goto(page.url)
+            open_tab(stranger, "About")
+            expect(stranger.get_by_text(re.compile(r"File:\s*happy_sad\.keras \(bundled\)"))).to_be_visible()
+            expect(stranger.get_by_text(model_name)).to_have_count(0)
+        finally:
+            stranger.context.close()
