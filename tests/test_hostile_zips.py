@@ -22,7 +22,7 @@ from PIL import Image
 
 import app as web
 from conftest import cartoon_face
-from emotion import datasets
+from emotion import archives, datasets
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError
 from emotion.training import prepare_data, train
@@ -274,12 +274,12 @@ def test_the_train_tab_refuses_with_the_same_message_then_takes_a_good_zip(emoti
 
 def test_limits_on_entries_and_total_size_are_enforced(tmp_path, monkeypatch):
     zip_path = write_zip(upload_path(tmp_path), faces())  # 12 entries of about 2 kB
-    monkeypatch.setattr(datasets, "MAX_ZIP_ENTRIES", 10)
+    monkeypatch.setattr(archives, "MAX_ZIP_ENTRIES", 10)
     with pytest.raises(DatasetError, match="dataset.zip: 12 entries, more than the 10 allowed"):
         datasets.open_dataset(zip_path, tmp_path / "work")
 
-    monkeypatch.setattr(datasets, "MAX_ZIP_ENTRIES", 1000)
-    monkeypatch.setattr(datasets, "MAX_ZIP_TOTAL_BYTES", 10 * 1024)
+    monkeypatch.setattr(archives, "MAX_ZIP_ENTRIES", 1000)
+    monkeypatch.setattr(archives, "MAX_ZIP_TOTAL_BYTES", 10 * 1024)
     with pytest.raises(DatasetError, match=r"dataset.zip: \d+\.\d kB uncompressed, more than the 10.0 kB allowed"):
         datasets.open_dataset(zip_path, tmp_path / "work")
     assert not (tmp_path / "work").exists(), "nothing is extracted before every check passed"
@@ -300,7 +300,7 @@ def directory_only_zip(path: Path, entries: int, claimed: int) -> Path:
 
 
 def test_a_huge_zip_directory_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "MAX_ZIP_DIRECTORY_BYTES", 64 * 1024)
+    monkeypatch.setattr(archives, "MAX_ZIP_DIRECTORY_BYTES", 64 * 1024)
     zip_path = directory_only_zip(upload_path(tmp_path), entries=3000, claimed=1)  # 180 kB of directory
     with pytest.raises(DatasetError, match=r"dataset.zip: the zip's list of files takes \d+\.\d kB, "
                                            r"more than the 64.0 kB allowed"):
