@@ -77,6 +77,15 @@ def tiny_training(tiny_dataset, tmp_path_factory):
     return result, batches, epochs
 
 
+def box_iou(first: list[int], second: list[int]) -> float:
+    """Intersection over union of two [x, y, width, height] boxes."""
+    (x0, y0, w0, h0), (x1, y1, w1, h1) = first, second
+    overlap_w = max(0, min(x0 + w0, x1 + w1) - max(x0, x1))
+    overlap_h = max(0, min(y0 + h0, y1 + h1) - max(y0, y1))
+    overlap = overlap_w * overlap_h
+    return overlap / (w0 * h0 + w1 * h1 - overlap)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 import app as web
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, box_iou
 from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
 
@@ -247,13 +247,6 @@ def outcome(endpoint: str, app, files, cli_records, case) -> Outcome:
     return {"photo": photo_outcome, "api": api_outcome}[endpoint](app, files[case])
 
 
-def iou(a: list[int], b: list[int]) -> float:
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    overlap = max(0, right - left) * max(0, bottom - top)
-    return overlap / (a[2] * a[3] + b[2] * b[3] - overlap)
-
-
 ENDPOINTS = ["photo", "api", "cli"]
 
 
@@ -271,7 +264,7 @@ def test_each_file_gets_a_result_or_one_clear_message(emotion_app, files, cli_re
         assert result.error is None
         assert len(result.boxes) == expected
         for box in result.boxes:  # whatever the format, the face is Grace Hopper's, where it is upright
-            assert iou(box, upright_box) > 0.7
+            assert box_iou(box, upright_box) > 0.7
 
     # The same endpoint still serves the next visitor.
     following = cli_outcome(cli_records["good"]) if endpoint == "cli" else outcome(
@@ -306,7 +299,7 @@ def test_boxes_land_on_the_face_of_the_upright_photo(emotion_app, files, cli_rec
                                                      orientation):
     result = outcome(endpoint, emotion_app, files, cli_records, f"orientation {orientation}")
     assert result.error is None and len(result.boxes) == 1
-    assert iou(result.boxes[0], upright_box) > 0.7
+    assert box_iou(result.boxes[0], upright_box) > 0.7
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

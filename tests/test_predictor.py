@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import box_iou
 from emotion.images import read_image
 from emotion.predictor import Predictor
 from emotion.preprocess import face_pixels
@@ -67,11 +68,3 @@ def test_a_12_megapixel_photo_gives_boxes_in_its_own_pixels(predictor, grace_hop
     assert len(large) == 1
     expected = [1200 + 3 * small[0], 600 + 3 * small[1], 3 * small[2], 3 * small[3]]
     assert box_iou(large[0]["box"], expected) > 0.7  # the detector sees the face at another scale: close, not equal
-
-
-def box_iou(first, second) -> float:
-    (x0, y0, w0, h0), (x1, y1, w1, h1) = first, second
-    overlap_w = max(0, min(x0 + w0, x1 + w1) - max(x0, x1))
-    overlap_h = max(0, min(y0 + h0, y1 + h1) - max(y0, y1))
-    overlap = overlap_w * overlap_h
-    return overlap / (w0 * h0 + w1 * h1 - overlap)
