@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Union
@@ -33,6 +34,10 @@ log = logging.getLogger("app")
 README_PATH = Path(__file__).resolve().parent / "README.md"
 FACE_TABLE_HEADERS = ["face", "label", "confidence", "x", "y", "width", "height"]
 THUMBNAILS_PER_CLASS = 6
+SESSION_SWEEP_SECONDS = 600  # how often the files of sessions idle too long are looked for
+# Gradio keeps copies of the files it serves (uploads, annotated photos, model downloads): every 30
+# minutes, delete those older than an hour.
+GRADIO_CACHE_SWEEP = (1800, 3600)
 SERIES_COLORS = {"training": "#0072B2", "validation": "#E69F00"}
 
 Upload = Union[dict, str, None]  # an image value as Gradio sends it without preprocessing, or a path
@@ -41,11 +46,14 @@ Upload = Union[dict, str, None]  # an image value as Gradio sends it without pre
 class EmotionApp:
     """Server-wide state (loaded models, session folders, running trainings) and the UI handlers."""
 
-    def __init__(self, model_path: Path | str | None = None, sessions_root: Path | None = None):
+    def __init__(self, model_path: Path | str | None = None, sessions_root: Path | None = None,
+                 sweep_seconds: float | None = SESSION_SWEEP_SECONDS):
         self.predictors = PredictorCache(Predictor.load(model_path).warm_up())
         self.sessions = SessionFolders(sessions_root)
         self.jobs: dict[str, TrainingJob] = {}
         self._prepared: dict[str, tuple[tuple, PreparedData]] = {}
+        if sweep_seconds:
+            threading.Thread(target=self._sweep, args=(sweep_seconds,), name="session-sweeper", daemon=True).start()
 
     # Classifying photos.
 
@@ -83,6 +91,8 @@ class EmotionApp:
         return annotated, predictions[0].scores, _faces_frame(predictions), message, gr.update(visible=False)
 
     def _predictor(self, model_path: str | None) -> Predictor:
+        if model_path:
+            self.sessions.touch(model_path)  # a visitor using their model is not idle
         try:
             return self.predictors.get(model_path)
         except ModelError as error:
@@ -178,10 +188,8 @@ class EmotionApp:
         cached = self._prepared.get(session)
         if cached and cached[0] == key:
             return cached[1]
-        workdir = self.sessions.folder(session) / "dataset"  # also closes sessions idle too long
-        live = set(self.sessions.sessions())
-        for stale in [other for other in list(self._prepared) if other not in live]:
-            self._prepared.pop(stale, None)  # their arrays, from visitors who never said goodbye
+        self.close_idle_sessions()  # frees memory before this dataset takes some
+        workdir = self.sessions.folder(session) / "dataset"
         shutil.rmtree(workdir, ignore_errors=True)  # one dataset per session on disk
         try:
             prepared = prepare_data(Path(dataset_path), config, workdir,
@@ -205,6 +213,8 @@ class EmotionApp:
     def on_bundled_model_click(self):
         return None, _model_markdown(self.predictors.default.bundle), "Back to the bundled model."
 
+    # Sessions ending.
+
     def on_page_unload(self, request: gr.Request) -> None:
         """A visitor left: end their training and delete their files."""
         session = request.session_hash
@@ -212,17 +222,31 @@ class EmotionApp:
         if job is not None:
             job.stop()
             job.join()
-        self._prepared.pop(session, None)
-        for path in (self.sessions.root / session).glob("models/*.keras"):
-            self.predictors.forget(path)
+        self._forget(session)
         self.sessions.close(session)
 
+    def close_idle_sessions(self) -> None:
+        """Delete the files and data of visitors idle too long (who never said goodbye); trainings go on."""
+        for session in self.sessions.expire(keep=set(self.jobs)):
+            self._forget(session)
 
-def build_demo(app: EmotionApp | None = None) -> gr.Blocks:
+    def _forget(self, session: str) -> None:
+        self._prepared.pop(session, None)
+        self.predictors.forget_under(self.sessions.root / session)
+
+    def _sweep(self, every_seconds: float) -> None:
+        while True:
+            time.sleep(every_seconds)
+            try:
+                self.close_idle_sessions()
+            except Exception:  # the sweeper must outlive any one failure
+                log.exception("closing idle sessions failed")
+
+
+def build_demo(app: EmotionApp | None = None, delete_cache: tuple[int, int] = GRADIO_CACHE_SWEEP) -> gr.Blocks:
     app = app or EmotionApp()
     defaults = TrainConfig()
-    # Gradio keeps copies of files it serves; drop those older than an hour, checked every 30 minutes.
-    with gr.Blocks(title="Happy or Sad?", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
+    with gr.Blocks(title="Happy or Sad?", delete_cache=delete_cache, analytics_enabled=False) as demo:
         model_state = gr.State(None)  # this tab's model path; None is the bundled model
         trained_state = gr.State(None)  # the last model trained in this tab
         gr.Markdown("# Happy or Sad?\nFinds every face in a photo and tells whether it looks happy or sad.")

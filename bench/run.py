@@ -14,7 +14,6 @@ import concurrent.futures
 import datetime
 import importlib.metadata
 import io
-import json
 import math
 import operator
 import os
@@ -43,7 +42,7 @@ sys.path.insert(0, str(REPOSITORY))
 
 from emotion.config import TrainConfig  # noqa: E402
 from emotion.images import read_image_reduced  # noqa: E402
-from emotion.modelfile import DEFAULT_MODEL_PATH, metadata_path  # noqa: E402
+from emotion.modelfile import DEFAULT_MODEL_PATH, read_metadata  # noqa: E402
 from emotion.predictor import PHOTO_MAX_SIDE, Predictor  # noqa: E402
 # The trainer's own pieces, so the measured step is the step `train` runs.
 from emotion.training import PreparedData, compiled_training, prepare_data  # noqa: E402
@@ -255,7 +254,7 @@ def measure_training(fer_path: Path, quick: bool) -> list[Measurement]:
     if not (fer_path / "train").is_dir():
         return [skipped(name, unit, target, f"no dataset at {fer_path}")
                 for name, unit, target in zip(names, ("images/s", "s"), targets)]
-    config = TrainConfig.from_dict(json.loads(metadata_path(DEFAULT_MODEL_PATH).read_text())["config"])
+    config = TrainConfig.from_dict(read_metadata(DEFAULT_MODEL_PATH)["config"])
     progress(f"training: loading faces from {fer_path}")
     started = time.perf_counter()
     prepared = prepare_data(fer_path, config)

@@ -1,7 +1,9 @@
-"""Model files on disk: `<name>.keras` with its `<name>.json` metadata, written atomically.
+"""Model files on disk: `<name>.keras` carrying its metadata, with a `<name>.json` copy beside it.
 
 A write goes to a temporary file in the same folder and is renamed into place, so a crash or a
-stopped training never leaves a half-written model where a good one was.
+stopped training never leaves a half-written model where a good one was. The metadata (class
+names, preprocessing, metrics) travels inside the `.keras` archive, so the one rename that
+replaces a model replaces its metadata with it; the `.json` beside it is for people and tools.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from emotion.errors import ModelError
 from emotion.preprocess import Preprocessing
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "happy_sad.keras"
+EMBEDDED_METADATA = "emotion.json"  # our entry in the .keras zip, beside Keras' own config and weights
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def atomic_path(final_path: Path):
 
 
 def save_bundle(model: keras.Model, metadata: dict, model_path: Path) -> Path:
-    """Write the model, then its metadata; each file appears whole or not at all."""
+    """Write the model with its metadata inside in one atomic step, then the `.json` copy."""
     model_path = Path(model_path)
     # An uncompiled copy: the optimizer's state (twice the weights, for AdamW) is no use to a predictor.
     # (`clone_model` would not do: Keras 3.15 compiles the clone with the original's optimizer.)
@@ -66,30 +70,65 @@ def save_bundle(model: keras.Model, metadata: dict, model_path: Path) -> Path:
     inference_model.set_weights(model.get_weights())
     with atomic_path(model_path) as temporary:
         inference_model.save(temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(EMBEDDED_METADATA, _json_text(metadata))
     write_json(metadata, metadata_path(model_path))
     return model_path
 
 
 def write_json(data: dict, path: Path) -> None:
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        temporary.write_text(_json_text(data))
+
+
+def _json_text(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def read_metadata(model_path: Path) -> dict:
+    """A model's metadata: from inside the `.keras` file, else (older or foreign models) the `.json` beside it.
+
+    Raises `ModelError` when there is none or it is not a JSON object.
+    """
+    model_path = Path(model_path)
+    text, source = _embedded_metadata(model_path), model_path
+    if text is None:
+        source = metadata_path(model_path)
+        if not source.is_file():
+            raise ModelError(f"{source} not found: a model needs the metadata that train.py writes into it "
+                             "(or beside it as JSON).")
+        text = source.read_text()
+    try:
+        metadata = json.loads(text)
+    except ValueError as error:
+        raise ModelError(f"{source} holds no valid model metadata ({error}).") from error
+    if not isinstance(metadata, dict):
+        raise ModelError(f"{source} holds no valid model metadata (not a JSON object).")
+    return metadata
+
+
+def _embedded_metadata(model_path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            if EMBEDDED_METADATA in archive.namelist():
+                return archive.read(EMBEDDED_METADATA).decode()
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
+        pass  # a damaged model file is reported when Keras tries to load it
+    return None
 
 
 def load_bundle(model_path: Path | str | None = None) -> ModelBundle:
     """Load a model and its metadata; every failure is one `ModelError` saying how to fix it."""
     model_path = Path(model_path) if model_path else DEFAULT_MODEL_PATH
-    info_path = metadata_path(model_path)
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} not found. Train one with `python train.py --data PATH` "
                          "or restore the bundled model with `git checkout models/`.")
-    if not info_path.is_file():
-        raise ModelError(f"{info_path} not found: a model needs the metadata JSON that train.py writes beside it.")
+    metadata = read_metadata(model_path)
     try:
-        metadata = json.loads(info_path.read_text())
         Preprocessing(**metadata["preprocessing"])
         class_names = list(metadata["class_names"])
     except (ValueError, KeyError, TypeError) as error:
-        raise ModelError(f"{info_path} is not valid model metadata ({error}).") from error
+        raise ModelError(f"the metadata of {model_path} is not valid ({type(error).__name__}: {error}).") from error
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged file

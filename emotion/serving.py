@@ -33,12 +33,21 @@ class SessionFolders:
         """The session's folder, created on first use; marks the session as active."""
         if not session_id or not session_id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"not a usable session id: {session_id!r}")
-        self.expire()
         with self._lock:
             self._last_seen[session_id] = time.monotonic()
             path = self.root / session_id
             path.mkdir(exist_ok=True)
             return path
+
+    def touch(self, path: Path | str) -> None:
+        """Mark the session whose folder holds `path` as active (its model is in use); other paths are ignored."""
+        try:
+            session_id = Path(path).resolve().relative_to(self.root.resolve()).parts[0]
+        except (ValueError, IndexError):
+            return
+        with self._lock:
+            if session_id in self._last_seen:
+                self._last_seen[session_id] = time.monotonic()
 
     def owns(self, session_id: str, path: Path | str) -> bool:
         """True when `path` lies inside the session's own folder."""
@@ -54,14 +63,19 @@ class SessionFolders:
             self._last_seen.pop(session_id, None)
         shutil.rmtree(self.root / session_id, ignore_errors=True)
 
-    def expire(self) -> None:
-        """Close sessions idle for longer than `max_idle_seconds` (visitors who never said goodbye)."""
+    def expire(self, keep: set[str] = frozenset()) -> list[str]:
+        """Close sessions idle for longer than `max_idle_seconds` (visitors who never said goodbye).
+
+        Sessions in `keep` (busy ones, such as a long training) stay. Returns the sessions closed.
+        """
         now = time.monotonic()
         with self._lock:
-            idle = [session for session, seen in self._last_seen.items() if now - seen > self.max_idle_seconds]
+            idle = [session for session, seen in self._last_seen.items()
+                    if now - seen > self.max_idle_seconds and session not in keep]
         for session in idle:
             log.info("session %s expired", session)
             self.close(session)
+        return idle
 
     def sessions(self) -> list[str]:
         with self._lock:
@@ -93,6 +107,9 @@ class PredictorCache:
                 self._predictors.popitem(last=False)
         return predictor
 
-    def forget(self, model_path: Path | str) -> None:
+    def forget_under(self, folder: Path | str) -> None:
+        """Drop the predictors of every model inside `folder` (a session's, when it ends)."""
+        folder = Path(folder).resolve()
         with self._lock:
-            self._predictors.pop(str(Path(model_path).resolve()), None)
+            for key in [key for key in self._predictors if Path(key).is_relative_to(folder)]:
+                del self._predictors[key]

@@ -6,6 +6,7 @@ import os
 import socket
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -93,12 +94,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_server(tmp_path_factory):
     """The web app launched in this process, as `python app.py` launches it, with private session folders."""
     import app as web
 
-    demo = web.build_demo(web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions")))
+    emotion_app = web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions"))
+    demo = web.build_demo(emotion_app)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
                         **web.LAUNCH_OPTIONS)
-    yield demo.local_url
+    yield SimpleNamespace(url=demo.local_url, app=emotion_app)
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_server) -> str:
+    return app_server.url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +14,7 @@ from PIL import Image
 
 import app as web
 from conftest import write_dataset_zip
+from emotion import training
 from emotion.annotate import LABEL_COLORS
 from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
@@ -176,3 +179,43 @@ def test_a_session_model_that_breaks_gives_a_message_not_a_crash(emotion_app, tm
     missing = tmp_path / "gone.keras"
     with pytest.raises(gr.Error, match="not found.*bundled model"):
         emotion_app.on_photo_change(str(grace_hopper_path), str(missing))
+
+
+def test_idle_sessions_lose_their_files_and_data_but_a_running_training_goes_on(dataset_zip, tmp_path):
+    app = web.EmotionApp(sessions_root=tmp_path / "sessions", sweep_seconds=None)
+    app.on_dataset_change(str(dataset_zip), "auto", 48, request("idle"), progress=no_progress)
+    training = app.on_train_click(str(dataset_zip), 200, 16, 3e-3, False, "auto", 48, request("busy"),
+                                  progress=no_progress)
+    next(update for update in training if " done in " in str(update[0]))  # an epoch in, still training
+    idle_folder, busy_folder = app.sessions.root / "idle", app.sessions.root / "busy"
+    assert idle_folder.is_dir() and busy_folder.is_dir()
+
+    app.sessions.max_idle_seconds = 0  # as if both visitors went quiet hours ago
+    app.close_idle_sessions()
+    assert not idle_folder.exists() and "idle" not in app._prepared
+    assert busy_folder.is_dir() and "busy" in app.jobs
+
+    app.on_stop_click(request("busy"))
+    assert list(training)[-1][0].startswith("**Done.** Stopped by you")
+
+
+def test_stop_ends_the_training_and_frees_its_model(emotion_app, dataset_zip, monkeypatch):
+    built, real_build_model = [], training.build_model
+
+    def build_model(*args, **kwargs):
+        model = real_build_model(*args, **kwargs)
+        built.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build_model)
+    updates = emotion_app.on_train_click(str(dataset_zip), 200, 16, 3e-3, False, "auto", 48, request("stopper"),
+                                         progress=no_progress)
+    for update in updates:
+        if " done in " in str(update[0]):
+            emotion_app.on_stop_click(request("stopper"))
+    assert update[0].startswith("**Done.** Stopped by you")
+    del update, updates
+
+    gc.collect()
+    assert len(built) == 1 and built[0]() is None, "the stopped training's model (and its optimizer) stays in memory"
+    assert "stopper" not in emotion_app.jobs

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import zipfile
 
 import h5py
+import keras
 import pytest
 
+from emotion import modelfile
 from emotion.errors import ModelError
 from emotion.modelfile import atomic_path, load_bundle
 
@@ -22,11 +25,36 @@ def test_corrupt_model_file_is_a_clear_error(tiny_training, tmp_path):
         load_bundle(broken)
 
 
-def test_model_without_metadata_is_refused(tiny_training, tmp_path):
+def test_a_trained_model_file_carries_its_own_metadata(tiny_training, tmp_path):
     result, _, _ = tiny_training
-    shutil.copy(result.model_path, tmp_path / "lonely.keras")
+    shutil.copy(result.model_path, tmp_path / "alone.keras")  # downloaded without its .json
+    bundle = load_bundle(tmp_path / "alone.keras")
+    assert bundle.class_names == json.loads(result.metadata_path.read_text())["class_names"]
+
+
+def test_a_keras_model_without_metadata_is_refused(tmp_path):
+    inputs = keras.Input((48, 48, 1))
+    keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs))).save(tmp_path / "foreign.keras")
     with pytest.raises(ModelError, match="metadata"):
-        load_bundle(tmp_path / "lonely.keras")
+        load_bundle(tmp_path / "foreign.keras")
+
+
+def test_a_crash_between_model_and_json_still_leaves_a_consistent_model(tiny_training, tmp_path, monkeypatch):
+    result, _, _ = tiny_training
+    old = load_bundle(result.model_path)
+    target = tmp_path / "model.keras"
+    shutil.copy(result.model_path, target)
+    shutil.copy(result.metadata_path, target.with_suffix(".json"))
+
+    def killed(*args):
+        raise KeyboardInterrupt("killed after the model was renamed into place")
+
+    monkeypatch.setattr(modelfile, "write_json", killed)
+    new_metadata = {**old.metadata, "class_names": ["glad", "gloomy"]}
+    with pytest.raises(KeyboardInterrupt):
+        modelfile.save_bundle(old.model, new_metadata, target)
+    assert json.loads(target.with_suffix(".json").read_text())["class_names"] == old.class_names  # the stale copy
+    assert load_bundle(target).class_names == ["glad", "gloomy"]  # the model goes with its own metadata
 
 
 def test_failed_write_leaves_the_old_file_untouched(tmp_path):
