@@ -17,7 +17,7 @@ from tqdm import tqdm  # noqa: E402
 
 from emotion.config import FACE_MODES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
-from emotion.training import BatchProgress, EpochProgress, prepare_data, train  # noqa: E402
+from emotion.training import BatchProgress, EpochProgress, checkpoint_path, prepare_data, train  # noqa: E402
 
 DEFAULTS = TrainConfig()
 
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         result = train(prepared, config, args.output, on_batch=progress.on_batch, on_epoch=progress.on_epoch)
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written over an existing model.", file=sys.stderr)
+        if checkpoint_path(args.output).is_file():
+            print(f"the best epoch so far is in {checkpoint_path(args.output)}", file=sys.stderr)
         return 130
     except EmotionError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -136,9 +136,10 @@ def train(
     setup = compiled_training(prepared, config)
     model = setup.model
     output_path = Path(output_path)
-    checkpoint_path = output_path.with_name(f"{output_path.stem}.checkpoint.keras")
+    checkpoint = Checkpoint(checkpoint_path(output_path),
+                            {**_inference_metadata(config, class_names), "config": config.to_dict()})
     progress = _ProgressCallback(config.epochs, setup.steps_per_epoch, config.early_stopping_patience, on_batch,
-                                 on_epoch, should_stop, checkpoint_path)
+                                 on_epoch, should_stop, checkpoint)
     model.fit(
         setup.train_dataset,
         validation_data=setup.val_dataset,
@@ -180,7 +181,7 @@ def train(
         plot_curves(progress.history, temporary)
     with atomic_path(confusion_path) as temporary:
         plot_confusion(evaluation, temporary, title=f"Confusion matrix, {evaluated_on}")
-    checkpoint_path.unlink(missing_ok=True)
+    checkpoint.remove()
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
                        prepared.summary)
@@ -213,14 +214,35 @@ def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTr
                             _dataset(prepared.val, num_classes), class_weight, steps_per_epoch)
 
 
+def checkpoint_path(output_path: Path) -> Path:
+    """Where a training into `output_path` keeps its best epoch so far."""
+    output_path = Path(output_path)
+    return output_path.with_name(f"{output_path.stem}.checkpoint.keras")
+
+
+@dataclass
+class Checkpoint:
+    """The best epoch so far as a loadable model, so a training killed late still leaves its work."""
+
+    path: Path
+    metadata: dict  # what a predictor needs, and the config
+
+    def save(self, model: keras.Model, epoch: int, val_loss: float) -> None:
+        save_bundle(model, {**self.metadata, "checkpoint": {"epoch": epoch, "val_loss": val_loss}}, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        metadata_path(self.path).unlink(missing_ok=True)
+
+
 class _ProgressCallback(keras.callbacks.Callback):
     """Forwards Keras events to plain callables, honours `should_stop`, keeps the best weights."""
 
-    def __init__(self, epochs, batches, patience, on_batch, on_epoch, should_stop, checkpoint_path: Path):
+    def __init__(self, epochs, batches, patience, on_batch, on_epoch, should_stop, checkpoint: Checkpoint):
         super().__init__()
         self.epochs, self.batches, self.patience = epochs, batches, patience
         self.on_batch, self.on_epoch, self.should_stop = on_batch, on_epoch, should_stop
-        self.checkpoint_path = checkpoint_path
+        self.checkpoint = checkpoint
         self.history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         self.best_weights, self.best_epoch, self.best_val_loss = None, 0, math.inf
         self.stopped_by_user = False
@@ -246,8 +268,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         if not self.stopped_by_user and val_loss < self.best_val_loss:
             self.best_val_loss, self.best_epoch = val_loss, epoch + 1
             self.best_weights = self.model.get_weights()
-            with atomic_path(self.checkpoint_path) as temporary:
-                self.model.save(temporary)
+            self.checkpoint.save(self.model, epoch + 1, val_loss)
         if self.on_epoch:
             self.on_epoch(EpochProgress(epoch + 1, self.epochs, *(self.history[k][-1] for k in self.history),
                                         time.monotonic() - self.epoch_started))
