@@ -227,7 +227,7 @@ class EmotionApp:
 
     def close_idle_sessions(self) -> None:
         """Delete the files and data of visitors idle too long (who never said goodbye); trainings go on."""
-        for session in self.sessions.expire(keep=set(self.jobs)):
+        for session in self.sessions.expire(keep=set(self.jobs.copy())):  # copy(): atomic, jobs change meanwhile
             self._forget(session)
 
     def _forget(self, session: str) -> None:
@@ -403,7 +403,8 @@ def _dataset_markdown(prepared: PreparedData) -> str:
              f"{'cropped from photos' if summary['face_mode'] == 'crop' else 'images used as they are'}.", "",
              "| class | " + " | ".join(summary["used"]) + " |", "|---" * (len(summary["used"]) + 1) + "|"]
     for name in prepared.class_names:
-        lines.append(f"| {name} | " + " | ".join(str(counts.get(name, 0)) for counts in summary["used"].values()) + " |")
+        counts = [str(split_counts.get(name, 0)) for split_counts in summary["used"].values()]
+        lines.append(f"| {name} | " + " | ".join(counts) + " |")
     if summary["skipped"]:
         lines += ["", f"**Skipped {len(summary['skipped'])} file(s) that could not be read:**"]
         lines += [f"- {item['reason']}" for item in summary["skipped"][:10]]
@@ -426,7 +427,8 @@ def _thumbnails(prepared: PreparedData) -> list[tuple]:
 def _metrics_markdown(result: TrainResult) -> str:
     evaluation = result.evaluation
     lines = [f"**{result.evaluated_on.capitalize()} accuracy: {evaluation.accuracy:.1%}** "
-             f"on {evaluation.total} images.", "", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
+             f"on {evaluation.total} images.", "",
+             "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
     for name, row in evaluation.per_class().items():
         lines.append(f"| {name} | {row['precision']:.1%} | {row['recall']:.1%} | {row['f1']:.3f} | {row['support']} |")
     return "\n".join(lines)
