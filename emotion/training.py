@@ -32,6 +32,10 @@ from emotion.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
+# XLA makes a training step on 2 CPU cores 1.3x faster (FER-2013, batch 128: 335 -> 436 images/s) but
+# compiles each batch shape once, about 7 s per training; it pays off only beyond a few hundred steps.
+XLA_MIN_STEPS = 500
+
 
 @dataclass(frozen=True)
 class BatchProgress:
@@ -208,6 +212,7 @@ def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTr
                                          weight_decay=config.weight_decay),
         loss=_loss(config, num_classes),
         metrics=["accuracy"],
+        jit_compile=steps_per_epoch * config.epochs >= XLA_MIN_STEPS,
     )
     class_weight = _class_weights(prepared.train.labels, num_classes) if config.class_weighting else None
     return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes),

@@ -12,10 +12,10 @@ from emotion.modelfile import DEFAULT_MODEL_PATH
 from emotion.predictor import Predictor
 
 # Regression floors a little under what the bundled model measured on FER-2013 val (accuracy
-# 0.906, recall happy 0.894, sad 0.922). The project's targets (0.92 accuracy, both recalls 0.90)
-# are not met yet; raise these floors to the targets with the model that meets them.
+# 0.909, recall happy 0.904, sad 0.916). The project's accuracy target (0.92) is not met yet;
+# raise the accuracy floor to it with the model that meets it. Both recalls meet their 0.90 target.
 ACCURACY_FLOOR = 0.90
-RECALL_FLOOR = 0.88
+RECALL_FLOOR = 0.90
 
 
 def test_bundled_model_loads_with_its_metadata():

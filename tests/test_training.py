@@ -12,6 +12,7 @@ from conftest import write_class_folders
 from emotion.config import TrainConfig
 from emotion.errors import TrainingCancelled
 from emotion.predictor import Predictor
+from emotion import training
 from emotion.training import train
 
 
@@ -84,3 +85,23 @@ def test_more_than_two_classes_train_a_softmax(tmp_path):
     scores = predictor.classify(np.zeros((2, 48, 48, 1), np.uint8))
     assert scores.shape == (2, 3) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
 
+
+def test_long_trainings_compile_with_xla_and_still_learn(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "XLA_MIN_STEPS", 1)  # as if the tiny dataset were FER-2013
+    compiled, real_compiled_training = [], training.compiled_training
+
+    def compiled_training(*args):
+        compiled.append(real_compiled_training(*args))
+        return compiled[-1]
+
+    monkeypatch.setattr(training, "compiled_training", compiled_training)
+    config = TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20)
+    result = train(tiny_dataset, config, tmp_path / "xla.keras")
+    assert compiled[0].model.jit_compile is True
+    assert result.history["loss"][-1] < 0.8 * result.history["loss"][0]
+    assert Predictor.load(result.model_path).class_names == ["happy", "sad"]
+
+
+def test_short_trainings_skip_the_xla_compile(tiny_dataset):
+    prepared = training.prepare_data(tiny_dataset, TrainConfig())
+    assert training.compiled_training(prepared, TrainConfig(epochs=2)).model.jit_compile is False
