@@ -184,9 +184,9 @@ def test_a_session_model_that_breaks_gives_a_message_not_a_crash(emotion_app, tm
 def test_idle_sessions_lose_their_files_and_data_but_a_running_training_goes_on(dataset_zip, tmp_path):
     app = web.EmotionApp(sessions_root=tmp_path / "sessions", sweep_seconds=None)
     app.on_dataset_change(str(dataset_zip), "auto", 48, request("idle"), progress=no_progress)
-    training = app.on_train_click(str(dataset_zip), 200, 16, 3e-3, False, "auto", 48, request("busy"),
-                                  progress=no_progress)
-    next(update for update in training if " done in " in str(update[0]))  # an epoch in, still training
+    updates = app.on_train_click(str(dataset_zip), 200, 16, 3e-3, False, "auto", 48, request("busy"),
+                                 progress=no_progress)
+    next(update for update in updates if " done in " in str(update[0]))  # an epoch in, still training
     idle_folder, busy_folder = app.sessions.root / "idle", app.sessions.root / "busy"
     assert idle_folder.is_dir() and busy_folder.is_dir()
 
@@ -196,7 +196,7 @@ def test_idle_sessions_lose_their_files_and_data_but_a_running_training_goes_on(
     assert busy_folder.is_dir() and "busy" in app.jobs
 
     app.on_stop_click(request("busy"))
-    assert list(training)[-1][0].startswith("**Done.** Stopped by you")
+    assert list(updates)[-1][0].startswith("**Done.** Stopped by you")
 
 
 def test_stop_ends_the_training_and_frees_its_model(emotion_app, dataset_zip, monkeypatch):

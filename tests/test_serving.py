@@ -33,10 +33,11 @@ def test_closing_a_session_deletes_its_files(tmp_path):
 
 
 def test_idle_sessions_expire_unless_kept(tmp_path):
-    sessions = SessionFolders(tmp_path, max_idle_seconds=0.05)
+    sessions = SessionFolders(tmp_path)
     stale, busy = sessions.folder("stale"), sessions.folder("busy")
-    time.sleep(0.1)
+    time.sleep(0.5)
     fresh = sessions.folder("fresh")
+    sessions.max_idle_seconds = 0.25  # stale and busy are past it, fresh is far from it
     assert sessions.expire(keep={"busy"}) == ["stale"]
     assert not stale.exists() and busy.exists() and fresh.exists()
     assert sessions.sessions() == ["busy", "fresh"]
@@ -49,13 +50,13 @@ def test_session_ids_cannot_name_a_path(tmp_path, session_id):
 
 
 def test_a_session_using_its_model_is_not_idle(tmp_path):
-    sessions = SessionFolders(tmp_path / "sessions", max_idle_seconds=0.3)
+    sessions = SessionFolders(tmp_path / "sessions")
     alice = sessions.folder("alice")
     sessions.folder("bob")
-    time.sleep(0.2)
+    time.sleep(0.5)
     sessions.touch(alice / "models" / "mine.keras")  # alice's photos are being classified with her model
     sessions.touch(tmp_path / "elsewhere" / "model.keras")  # not a session's: ignored
-    time.sleep(0.2)
+    sessions.max_idle_seconds = 0.25  # bob is past it, alice was just seen
     assert sessions.expire() == ["bob"] and sessions.sessions() == ["alice"]
 
 
