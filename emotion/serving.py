@@ -39,23 +39,24 @@ class SessionFolders:
             path.mkdir(exist_ok=True)
             return path
 
+    def session_of(self, path: Path | str) -> str | None:
+        """The session whose folder holds `path`, or None for a path outside every session's folder."""
+        try:
+            parts = Path(path).resolve().relative_to(self.root.resolve()).parts
+        except ValueError:
+            return None
+        return parts[0] if parts else None
+
     def touch(self, path: Path | str) -> None:
         """Mark the session whose folder holds `path` as active (its model is in use); other paths are ignored."""
-        try:
-            session_id = Path(path).resolve().relative_to(self.root.resolve()).parts[0]
-        except (ValueError, IndexError):
-            return
+        session_id = self.session_of(path)
         with self._lock:
             if session_id in self._last_seen:
                 self._last_seen[session_id] = time.monotonic()
 
     def owns(self, session_id: str, path: Path | str) -> bool:
         """True when `path` lies inside the session's own folder."""
-        try:
-            Path(path).resolve().relative_to((self.root / session_id).resolve())
-        except ValueError:
-            return False
-        return True
+        return self.session_of(path) == session_id
 
     def close(self, session_id: str) -> None:
         """Delete the session's folder and everything in it."""

@@ -93,15 +93,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def launch_app(emotion_app, **build_options):
+    """`emotion_app` behind the web UI, launched in this process as `python app.py` launches it."""
+    import app as web
+
+    demo = web.build_demo(emotion_app, **build_options)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                        **web.LAUNCH_OPTIONS)
+    return demo
+
+
+def api_client(url: str):
+    """A gradio_client session (one per visitor). The /predict result has a "path" key, which the
+    client would otherwise take for a file to download."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
-    """The web app launched in this process, as `python app.py` launches it, with private session folders."""
+    """The web app with private session folders, and its server-side state for tests to inspect."""
     import app as web
 
     emotion_app = web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions"))
-    demo = web.build_demo(emotion_app)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                        **web.LAUNCH_OPTIONS)
+    demo = launch_app(emotion_app)
     yield SimpleNamespace(url=demo.local_url, app=emotion_app)
     demo.close()
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from conftest import write_dataset_zip
+from conftest import api_client, write_dataset_zip
 from emotion.modelfile import load_bundle
 
 
 @pytest.fixture(scope="module")
 def client(app_url):
-    # The /predict result has a "path" key, which the client would otherwise take for a file to download.
-    return Client(app_url, verbose=False, download_files=False)
+    return api_client(app_url)
 
 
 def test_predict_endpoint_classifies_a_real_face(client, grace_hopper_path):

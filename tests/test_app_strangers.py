@@ -7,21 +7,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.utils import Status
 from PIL import Image
 
-from conftest import PROJECT_ROOT, free_port, write_dataset_zip
+from conftest import PROJECT_ROOT, api_client, launch_app, write_dataset_zip
 
 WAITING = (Status.STARTING, Status.JOINING_QUEUE, Status.SENDING_DATA)
 
 
-def connect(url: str) -> Client:
-    return Client(url, verbose=False, download_files=False)  # each Client is its own browser session
-
-
 def test_a_second_training_waits_in_the_queue_until_the_first_has_ended(app_url, tmp_path):
-    first_visitor, second_visitor = connect(app_url), connect(app_url)
+    first_visitor, second_visitor = api_client(app_url), api_client(app_url)
     zip_path = write_dataset_zip(tmp_path)
     first = first_visitor.submit(handle_file(str(zip_path)), 200, 8, 3e-3, False, "auto", 48, api_name="/train")
     next(update for update in first if " done in " in update[0])  # an epoch in, and 199 to go
@@ -41,7 +37,7 @@ def test_a_second_training_waits_in_the_queue_until_the_first_has_ended(app_url,
 
 
 def test_files_served_are_the_sessions_own_and_only_through_gradio(app_server, tmp_path):
-    visitor = connect(app_server.url)
+    visitor = api_client(app_server.url)
     job = visitor.submit(handle_file(str(write_dataset_zip(tmp_path))), 1, 16, 3e-3, False, "auto", 48,
                          api_name="/train")
     final = job.result()
@@ -69,15 +65,13 @@ def test_files_served_are_the_sessions_own_and_only_through_gradio(app_server, t
 def test_gradio_deletes_its_copies_of_uploads_after_their_time(tmp_path):
     import app as web
 
-    demo = web.build_demo(web.EmotionApp(sessions_root=tmp_path / "sessions", sweep_seconds=None),
-                          delete_cache=(1, 5))  # every second, delete copies older than 5 s
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                        **web.LAUNCH_OPTIONS)
+    demo = launch_app(web.EmotionApp(sessions_root=tmp_path / "sessions", sweep_seconds=None),
+                      delete_cache=(1, 5))  # every second, delete copies older than 5 s
     try:
         photo = tmp_path / "noise.png"
         pixels = np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # unique to this test
         Image.fromarray(pixels).save(photo)
-        assert connect(demo.local_url).predict(handle_file(str(photo)), api_name="/predict")["faces"] == []
+        assert api_client(demo.local_url).predict(handle_file(str(photo)), api_name="/predict")["faces"] == []
 
         copies = [path for path in Path(demo.GRADIO_CACHE).rglob("noise.png")
                   if path.read_bytes() == photo.read_bytes()]

@@ -6,9 +6,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from conftest import write_dataset_zip
+from conftest import api_client, write_dataset_zip
 
 pytestmark = pytest.mark.slow
 
@@ -17,14 +17,14 @@ CLIENTS, PREDICTIONS_EACH = 20, 10
 
 def test_every_prediction_succeeds_while_a_training_runs(app_url, grace_hopper_path, tmp_path):
     zip_path = write_dataset_zip(tmp_path, per_class=40)
-    trainer = Client(app_url, verbose=False, download_files=False)
+    trainer = api_client(app_url)
     training = trainer.submit(handle_file(str(zip_path)), 6, 16, 3e-3, True, "auto", 48, api_name="/train")
     epochs_seen = []
     watcher = threading.Thread(target=lambda: epochs_seen.extend(u[0] for u in training if " done in " in u[0]))
     watcher.start()
 
     def one_client(index: int) -> list[dict]:
-        client = Client(app_url, verbose=False, download_files=False)
+        client = api_client(app_url)
         return [client.predict(handle_file(str(grace_hopper_path)), api_name="/predict")
                 for _ in range(PREDICTIONS_EACH)]
 
