@@ -232,8 +232,9 @@ class Checkpoint:
     path: Path
     metadata: dict  # what a predictor needs, and the config
 
-    def save(self, model: keras.Model, epoch: int, val_loss: float) -> None:
-        save_bundle(model, {**self.metadata, "checkpoint": {"epoch": epoch, "val_loss": val_loss}}, self.path)
+    def save(self, model: keras.Model, epoch: int, val_accuracy: float, val_loss: float) -> None:
+        save_bundle(model, {**self.metadata, "checkpoint": {"epoch": epoch, "val_accuracy": val_accuracy,
+                                                            "val_loss": val_loss}}, self.path)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -249,7 +250,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.on_batch, self.on_epoch, self.should_stop = on_batch, on_epoch, should_stop
         self.checkpoint = checkpoint
         self.history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-        self.best_weights, self.best_epoch, self.best_val_loss = None, 0, math.inf
+        self.best_weights, self.best_epoch, self.best_score = None, 0, (-math.inf, -math.inf)
         self.stopped_by_user = False
         self.epoch_started = time.monotonic()
         self.epoch = 0
@@ -268,17 +269,19 @@ class _ProgressCallback(keras.callbacks.Callback):
         logs = logs or {}
         for key in self.history:
             self.history[key].append(float(logs.get(key, math.nan)))
-        val_loss = self.history["val_loss"][-1]
-        # An epoch the user interrupted is incomplete; it never becomes the best model.
-        if not self.stopped_by_user and val_loss < self.best_val_loss:
-            self.best_val_loss, self.best_epoch = val_loss, epoch + 1
+        val_loss, val_accuracy = self.history["val_loss"][-1], self.history["val_accuracy"][-1]
+        # The best epoch is the most accurate on validation; validation loss breaks ties, which small
+        # validation sets have many of. An epoch the user interrupted is incomplete and never counts.
+        score = (val_accuracy, -val_loss)
+        if not self.stopped_by_user and score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch + 1
             self.best_weights = self.model.get_weights()
-            self.checkpoint.save(self.model, epoch + 1, val_loss)
+            self.checkpoint.save(self.model, epoch + 1, val_accuracy, val_loss)
         if self.on_epoch:
             self.on_epoch(EpochProgress(epoch + 1, self.epochs, *(self.history[k][-1] for k in self.history),
                                         time.monotonic() - self.epoch_started))
         if epoch + 1 - self.best_epoch >= self.patience:
-            log.info("early stopping: no val_loss improvement for %d epochs", self.patience)
+            log.info("early stopping: no better validation epoch for %d epochs", self.patience)
             self.model.stop_training = True
         self._check_stop()
 

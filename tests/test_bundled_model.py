@@ -11,10 +11,9 @@ from emotion.evaluation import evaluate_dataset
 from emotion.modelfile import DEFAULT_MODEL_PATH
 from emotion.predictor import Predictor
 
-# Regression floors a little under what the bundled model measured on FER-2013 val (accuracy
-# 0.909, recall happy 0.904, sad 0.916). The project's accuracy target (0.92) is not met yet;
-# raise the accuracy floor to it with the model that meets it. Both recalls meet their 0.90 target.
-ACCURACY_FLOOR = 0.90
+# The project's targets on FER-2013 val. The bundled model measured accuracy 0.924, recall happy
+# 0.924 and sad 0.925 (the whole val set, the LiteRT runtime the app uses).
+ACCURACY_FLOOR = 0.92
 RECALL_FLOOR = 0.90
 
 

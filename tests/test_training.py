@@ -45,6 +45,17 @@ def test_files_are_written_with_metadata(tiny_training):
     assert not list(result.model_path.parent.glob("*.checkpoint.*"))  # cleaned up
 
 
+def test_the_model_kept_is_the_most_accurate_epoch_on_validation(tiny_training):
+    result, _, _ = tiny_training
+    history = result.history
+    scores = [(accuracy, -loss) for accuracy, loss in zip(history["val_accuracy"], history["val_loss"])]
+    assert result.best_epoch == 1 + scores.index(max(scores))  # loss breaks ties in accuracy
+    # The saved weights are that epoch's: measured again through the serving path, same accuracy.
+    validation = json.loads(result.metadata_path.read_text())["metrics"]["validation"]
+    assert validation["accuracy"] == pytest.approx(history["val_accuracy"][result.best_epoch - 1],
+                                                   abs=1 / validation["total"])
+
+
 def test_tiny_model_learns_the_task(tiny_training):
     result, _, _ = tiny_training
     assert result.evaluation.accuracy >= 0.75  # drawn smiles vs frowns are easy
