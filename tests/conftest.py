@@ -65,16 +65,21 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return write_class_folders(tmp_path_factory.mktemp("tiny") / "faces", per_class=40)
 
 
+def tiny_training_config():
+    """Settings under which a narrow model learns the tiny dataset in a few seconds, every epoch run."""
+    from emotion.config import TrainConfig
+
+    return TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20)
+
+
 @pytest.fixture(scope="session")
 def tiny_training(tiny_dataset, tmp_path_factory):
     """A model trained for a few epochs on the tiny dataset, with the progress it reported."""
-    from emotion.config import TrainConfig
     from emotion.training import train
 
-    config = TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20)
     batches, epochs = [], []
     output = tmp_path_factory.mktemp("model") / "tiny.keras"
-    result = train(tiny_dataset, config, output, on_batch=batches.append, on_epoch=epochs.append)
+    result = train(tiny_dataset, tiny_training_config(), output, on_batch=batches.append, on_epoch=epochs.append)
     return result, batches, epochs
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import write_class_folders
+from conftest import tiny_training_config, write_class_folders
 from emotion.config import TrainConfig
 from emotion.errors import TrainingCancelled
 from emotion.predictor import Predictor
@@ -106,8 +106,7 @@ def test_long_trainings_compile_with_xla_and_still_learn(tiny_dataset, tmp_path,
         return compiled[-1]
 
     monkeypatch.setattr(training, "compiled_training", compiled_training)
-    config = TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20)
-    result = train(tiny_dataset, config, tmp_path / "xla.keras")
+    result = train(tiny_dataset, tiny_training_config(), tmp_path / "xla.keras")
     assert compiled[0].model.jit_compile is True
     assert result.history["loss"][-1] < 0.8 * result.history["loss"][0]
     assert Predictor.load(result.model_path).class_names == ["happy", "sad"]
