@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from tqdm import tqdm  # noqa: E402
 
-from emotion.config import FACE_MODES, TrainConfig  # noqa: E402
+from emotion.config import FACE_MODES, LABEL_SOURCES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.training import BatchProgress, EpochProgress, checkpoint_path, prepare_data, train  # noqa: E402
 
@@ -37,6 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto: detect faces in photos, use small images as they are; crop: always detect; "
                         "none: images already are faces")
     parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument("--classes", help="comma-separated class folders to train (default: all of them)")
+    parser.add_argument("--labels", choices=LABEL_SOURCES, default=DEFAULTS.labels,
+                        help="auto: crowd votes (ferplus_<split>.csv) when the dataset has them, else folders")
+    parser.add_argument("--no-class-weights", action="store_true",
+                        help="do not rebalance the loss between classes of different sizes")
     parser.add_argument("--output", type=Path, default=Path("models/model.keras"))
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     return parser.parse_args(argv)
@@ -69,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                              image_size=args.image_size, color_mode=args.color_mode, val_split=args.val_split,
-                             faces=args.faces, augment=not args.no_augment, seed=args.seed)
+                             faces=args.faces, augment=not args.no_augment, seed=args.seed,
+                             classes=tuple(name.strip() for name in (args.classes or "").split(",") if name.strip()),
+                             labels=args.labels, class_weighting=not args.no_class_weights)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reading {args.data} ...")
         prepared = prepare_data(args.data, config)
         summary = prepared.summary
-        print(f"layout: {summary['layout']}, faces: {summary['face_mode']}, images used: {summary['used']}")
+        print(f"layout: {summary['layout']}, faces: {summary['face_mode']}, labels: {summary['labels']}, "
+              f"images used: {summary['used']}")
         if summary["skipped"]:
             print(f"skipped {len(summary['skipped'])} unreadable file(s), e.g. {summary['skipped'][0]['reason']}")
         if summary["no_face"]:

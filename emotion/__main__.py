@@ -16,24 +16,27 @@ from emotion.images import is_image_path  # noqa: E402
 from emotion.predictor import PREDICT_FACE_MODES  # noqa: E402
 
 
+MODEL_HELP = "a bundled model (happy_sad, the default, or emotions) or a .keras file"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emotion", description="Happy/Sad facial expressions.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="classify every face of images or folders of images")
     predict.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
-    predict.add_argument("--model", type=Path, help="a .keras model (default: the bundled one)")
+    predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--faces", choices=PREDICT_FACE_MODES, default="auto",
                          help="auto: detect every face; none: the whole image is one face")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per image")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on a labelled dataset")
     evaluate.add_argument("--data", type=Path, required=True, help="dataset folder or .zip of class folders")
-    evaluate.add_argument("--model", type=Path, help="a .keras model (default: the bundled one)")
+    evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--faces", choices=FACE_MODES, default="auto")
 
     export = commands.add_parser("export", help="export a model to TFLite and check it against Keras")
-    export.add_argument("--model", type=Path, help="a .keras model (default: the bundled one)")
+    export.add_argument("--model", help=MODEL_HELP)
     export.add_argument("--output", type=Path, help="the .tflite file (default: beside the model)")
 
     args = parser.parse_args(argv)
@@ -72,9 +75,16 @@ def describe(record: dict) -> str:
         return f"{record['path']}: error: {record['error']}"
     if not record["faces"]:
         return f"{record['path']}: no face found (try --faces none if the image is a face crop)"
-    faces = [f"{face['label']} {face['confidence']:.0%} at {face['box']}" for face in record["faces"]]
+    faces = [f"{verdict(face)} at {face['box']}" for face in record["faces"]]
     noun = "face" if len(faces) == 1 else "faces"
     return f"{record['path']}: {len(faces)} {noun}: " + "; ".join(faces)
+
+
+def verdict(face: dict) -> str:
+    """`happy 93%`, or `unsure (leans happy, 58%)` for a face below the model's confidence threshold."""
+    if face.get("uncertain"):
+        return f"unsure (leans {face['label']}, {face['confidence']:.0%})"
+    return f"{face['label']} {face['confidence']:.0%}"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from emotion.preprocess import Preprocessing
 
 FACE_MODES = ("auto", "crop", "none")  # how a dataset's images become face crops
 COLOR_MODES = ("grayscale", "rgb")
+LABEL_SOURCES = ("auto", "folders", "votes")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class TrainConfig:
     early_stopping_patience: int = 15
 
     # Data.
+    classes: tuple[str, ...] = ()  # class folders to train; () trains every class folder
+    # "auto": the dataset's crowd votes (`ferplus_<split>.csv`, see emotion/votes.py) when it has them,
+    # else the folders; "folders": each image's folder is its label; "votes": the votes, required.
+    labels: str = "auto"
     val_split: float = 0.15  # share of a DIR/<class>/* dataset held out for validation
     faces: str = "auto"  # "auto": detect faces in photos, keep small crops; "crop"; "none"
     augment: bool = True
@@ -51,6 +56,9 @@ class TrainConfig:
             raise ValueError(f"faces must be one of {FACE_MODES}, not {self.faces!r}")
         if self.color_mode not in COLOR_MODES:
             raise ValueError(f"color_mode must be one of {COLOR_MODES}, not {self.color_mode!r}")
+        if self.labels not in LABEL_SOURCES:
+            raise ValueError(f"labels must be one of {LABEL_SOURCES}, not {self.labels!r}")
+        object.__setattr__(self, "classes", tuple(self.classes))  # a list from JSON or the command line
         if not 16 <= self.image_size <= 256:
             raise ValueError(f"image_size must be between 16 and 256 pixels, not {self.image_size}")
         if self.epochs < 1 or self.batch_size < 1:

@@ -53,6 +53,15 @@ class FaceArrays:
     labels: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     no_face: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # the file of each face, in order
+    # (n, classes) probabilities to train towards (crowd votes); None: the labels, one-hot.
+    targets: np.ndarray | None = None
+
+    def select(self, keep: np.ndarray) -> "FaceArrays":
+        """The faces where the boolean mask `keep` is true (skipped and faceless files are not carried)."""
+        return FaceArrays(self.pixels[keep], self.labels[keep],
+                          paths=[path for path, kept in zip(self.paths, keep) if kept],
+                          targets=None if self.targets is None else self.targets[keep])
 
 
 def discover(root: Path, name: str | None = None) -> DatasetLayout:
@@ -202,7 +211,7 @@ def load_faces(
     if face_mode == "crop" and detector is None:
         detector = FaceDetector()
     items = [(path, label) for label, name in enumerate(class_names) for path in files_by_class.get(name, [])]
-    pixels, labels, skipped, no_face = [], [], [], []
+    pixels, labels, paths, skipped, no_face = [], [], [], [], []
     for index, (path, label) in enumerate(items):
         if on_file:
             on_file(index, len(items))
@@ -220,11 +229,12 @@ def load_faces(
             boxes = [whole_image_box(image)]
         pixels.append(face_pixels(image, boxes, preprocessing)[0])
         labels.append(label)
+        paths.append(str(path))
     if skipped:
         log.warning("skipped %d file(s) that could not be read", len(skipped))
     size, channels = preprocessing.image_size, preprocessing.channels
     stacked = np.stack(pixels) if pixels else np.empty((0, size, size, channels), np.uint8)
-    return FaceArrays(stacked, np.asarray(labels, dtype=np.int32), skipped, no_face)
+    return FaceArrays(stacked, np.asarray(labels, dtype=np.int32), skipped, no_face, paths)
 
 
 def split_validation(arrays: FaceArrays, val_split: float, seed: int) -> tuple[FaceArrays, FaceArrays]:
@@ -239,6 +249,6 @@ def split_validation(arrays: FaceArrays, val_split: float, seed: int) -> tuple[F
             val_indices.extend(rng.choice(members, size=count, replace=False))
     is_val = np.zeros(len(arrays.labels), dtype=bool)
     is_val[np.asarray(val_indices, dtype=int)] = True
-    train = FaceArrays(arrays.pixels[~is_val], arrays.labels[~is_val], arrays.skipped, arrays.no_face)
-    val = FaceArrays(arrays.pixels[is_val], arrays.labels[is_val])
-    return train, val
+    train = arrays.select(~is_val)
+    train.skipped, train.no_face = arrays.skipped, arrays.no_face
+    return train, arrays.select(is_val)

@@ -21,7 +21,11 @@ import keras
 from emotion.errors import ModelError
 from emotion.preprocess import Preprocessing
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "happy_sad.keras"
+MODELS_FOLDER = Path(__file__).resolve().parent.parent / "models"
+# The models that ship in models/, by the names `--model` and `Predictor.load` accept.
+BUNDLED_MODELS = {"happy_sad": MODELS_FOLDER / "happy_sad.keras", "emotions": MODELS_FOLDER / "emotions.keras"}
+DEFAULT_MODEL = "happy_sad"
+DEFAULT_MODEL_PATH = BUNDLED_MODELS[DEFAULT_MODEL]
 EMBEDDED_METADATA = "emotion.json"  # our entry in the .keras zip, beside Keras' own config and weights
 
 
@@ -38,6 +42,37 @@ class ModelBundle:
     @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(**self.metadata["preprocessing"])
+
+    @property
+    def calibration(self) -> "Calibration":
+        return Calibration.from_metadata(self.metadata)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a model's raw probabilities become the confidences users see (stored in its metadata).
+
+    `temperature` divides the model's logits (fitted on validation data: above 1 tempers over-confident
+    scores); a face whose calibrated confidence is below `uncertain_below` is reported as uncertain.
+    """
+
+    temperature: float = 1.0
+    uncertain_below: float = 0.0
+
+    @classmethod
+    def from_metadata(cls, metadata: dict) -> "Calibration":
+        values = metadata.get("calibration") or {}
+        return cls(float(values.get("temperature", 1.0)), float(values.get("uncertain_below", 0.0)))
+
+    def to_dict(self) -> dict:
+        return {"temperature": self.temperature, "uncertain_below": self.uncertain_below}
+
+
+def resolve_model_path(model: Path | str | None = None) -> Path:
+    """A bundled model's name (`happy_sad`, `emotions`) or None for the default, else a path as given."""
+    if model is None or str(model) == "":
+        return DEFAULT_MODEL_PATH
+    return BUNDLED_MODELS.get(str(model), Path(model))
 
 
 def metadata_path(model_path: Path) -> Path:
@@ -119,7 +154,7 @@ def _embedded_metadata(model_path: Path) -> str | None:
 
 def load_bundle(model_path: Path | str | None = None) -> ModelBundle:
     """Load a model and its metadata; every failure is one `ModelError` saying how to fix it."""
-    model_path = Path(model_path) if model_path else DEFAULT_MODEL_PATH
+    model_path = resolve_model_path(model_path)
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} not found. Train one with `python train.py --data PATH` "
                          "or restore the bundled model with `git checkout models/`.")
@@ -127,7 +162,8 @@ def load_bundle(model_path: Path | str | None = None) -> ModelBundle:
     try:
         Preprocessing(**metadata["preprocessing"])
         class_names = list(metadata["class_names"])
-    except (ValueError, KeyError, TypeError) as error:
+        Calibration.from_metadata(metadata)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelError(f"the metadata of {model_path} is not valid ({type(error).__name__}: {error}).") from error
     try:
         model = keras.saving.load_model(model_path, compile=False)

@@ -1,7 +1,9 @@
 """Prediction: load a model once, then classify every face of an image in one batched call.
 
 The result per image is the stable JSON contract of `python -m emotion predict --json`:
-`{"path", "faces": [{"box": [x, y, w, h], "label", "confidence", "scores": {label: p}}], "error"}`.
+`{"path", "faces": [{"box": [x, y, w, h], "label", "confidence", "uncertain", "scores": {label: p}}], "error"}`.
+Confidences are calibrated with the temperature in the model's metadata, and a face whose confidence
+is below the model's `uncertain_below` is marked uncertain.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from emotion.errors import EmotionError
 from emotion.faces import FaceBox, FaceDetector
 from emotion.images import ImageSource, read_image_reduced
-from emotion.model import class_probabilities
+from emotion.model import class_probabilities, temper
 from emotion.modelfile import ModelBundle, load_bundle
 from emotion.preprocess import face_pixels, whole_image_box
 from emotion.runtime import load_runtime
@@ -27,12 +29,13 @@ PHOTO_MAX_SIDE = 1000  # pixels; photos are classified on a copy no larger than 
 class FacePrediction:
     box: FaceBox  # pixels of the upright image
     label: str
-    confidence: float  # probability of `label`
-    scores: dict[str, float]  # probability of every class
+    confidence: float  # calibrated probability of `label`
+    scores: dict[str, float]  # calibrated probability of every class
+    uncertain: bool = False  # confidence below the model's threshold: the label is only a lean
 
     def to_dict(self) -> dict:
         return {"box": self.box.as_list(), "label": self.label, "confidence": self.confidence,
-                "scores": dict(self.scores)}
+                "uncertain": self.uncertain, "scores": dict(self.scores)}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Predictor:
         self.bundle = bundle
         self.class_names = bundle.class_names
         self.preprocessing = bundle.preprocessing
+        self.calibration = bundle.calibration
         self._detector = detector
         self.runtime = load_runtime(bundle, runtime)
         size, channels = self.preprocessing.image_size, self.preprocessing.channels
@@ -61,7 +65,7 @@ class Predictor:
 
     @classmethod
     def load(cls, model_path: Path | str | None = None, runtime: str = "auto") -> "Predictor":
-        """Load `model_path` (the bundled model when None)."""
+        """Load a bundled model by name (`happy_sad`, `emotions`), a `.keras` path, or the default when None."""
         return cls(load_bundle(model_path), runtime=runtime)
 
     def warm_up(self) -> "Predictor":
@@ -76,10 +80,10 @@ class Predictor:
         return self._detector
 
     def classify(self, pixels: np.ndarray) -> np.ndarray:
-        """Class probabilities (faces, classes) for model input (faces, size, size, channels) uint8."""
+        """Calibrated class probabilities (faces, classes) for model input (faces, size, size, channels) uint8."""
         if len(pixels) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        return class_probabilities(self.runtime(pixels))
+        return temper(class_probabilities(self.runtime(pixels)), self.calibration.temperature)
 
     def predict_image(self, image: np.ndarray, faces: str = "auto") -> list[FacePrediction]:
         """Every face of an upright RGB uint8 image, largest first; [] when `auto` finds none."""
@@ -111,4 +115,6 @@ class Predictor:
     def _prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
         best = int(np.argmax(probabilities))
         scores = {name: float(p) for name, p in zip(self.class_names, probabilities)}
-        return FacePrediction(box, self.class_names[best], float(probabilities[best]), scores)
+        confidence = float(probabilities[best])
+        return FacePrediction(box, self.class_names[best], confidence, scores,
+                              uncertain=confidence < self.calibration.uncertain_below)

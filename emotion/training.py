@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from emotion import datasets
+from emotion import datasets, votes
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import Evaluation, evaluate_arrays
@@ -92,20 +92,33 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
         with tempfile.TemporaryDirectory(prefix="emotion-dataset-") as temporary:
             return prepare_data(data_path, config, Path(temporary), on_file)
     layout = datasets.open_dataset(Path(data_path), workdir)
+    class_names = _chosen_classes(layout, config)
     train_files = [path for files in layout.splits["train"].values() for path in files]
     face_mode = datasets.choose_face_mode(train_files, config.faces)
     detector = FaceDetector() if face_mode == "crop" else None
-    loaded = {
-        split: datasets.load_faces(files, layout.class_names, config.preprocessing, face_mode, detector, on_file)
-        for split, files in layout.splits.items()
-    }
+    vote_files = {split: votes.find_vote_file(layout.root, split) for split in layout.splits}
+    labels = "votes" if config.labels == "votes" or (config.labels == "auto" and vote_files["train"]) else "folders"
+    if labels == "votes" and not vote_files["train"]:
+        raise DatasetError(f"labels 'votes' needs {votes.VOTE_FILE_PATTERN.format(split='train')} beside the "
+                           "dataset's split folders.")
+    loaded, unvoted = {}, 0
+    for split, files_by_class in layout.splits.items():
+        targets = None
+        if labels == "votes" and vote_files[split]:
+            files_by_class, targets, missing_votes = votes.voted_files(
+                files_by_class, class_names, votes.read_votes(vote_files[split]), validation=split != "train")
+            unvoted += missing_votes
+        arrays = datasets.load_faces(files_by_class, class_names, config.preprocessing, face_mode, detector, on_file)
+        if targets is not None:
+            arrays.targets = np.stack([targets[path] for path in arrays.paths]) if arrays.paths else None
+        loaded[split] = arrays
     train = loaded["train"]
     if "val" in loaded:
         val = loaded["val"]
     else:
         train, val = datasets.split_validation(train, config.val_split, config.seed)
     for split_name, arrays in (("training", train), ("validation", val)):
-        missing = [name for index, name in enumerate(layout.class_names) if not np.any(arrays.labels == index)]
+        missing = [name for index, name in enumerate(class_names) if not np.any(arrays.labels == index)]
         if missing:
             raise DatasetError(f"no usable {split_name} images for class(es) {', '.join(missing)}; each class needs "
                                "at least two readable images (with a face, when faces are detected).")
@@ -113,15 +126,30 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
         "root": layout.root.name,
         "layout": layout.layout,
         "face_mode": face_mode,
+        "labels": labels,
         "files": layout.counts(),
-        "used": {"train": _class_counts(train, layout.class_names), "val": _class_counts(val, layout.class_names)},
+        "used": {"train": _class_counts(train, class_names), "val": _class_counts(val, class_names)},
         "skipped": [{"file": _short(path, layout.root), "reason": reason}
                     for arrays in loaded.values() for path, reason in arrays.skipped],
         "no_face": [_short(path, layout.root) for arrays in loaded.values() for path in arrays.no_face],
     }
     if "test" in loaded:
-        summary["used"]["test"] = _class_counts(loaded["test"], layout.class_names)
-    return PreparedData(layout.class_names, train, val, loaded.get("test"), summary)
+        summary["used"]["test"] = _class_counts(loaded["test"], class_names)
+    if labels == "votes":
+        summary["unvoted"] = unvoted  # files the vote files do not cover, left out
+    return PreparedData(class_names, train, val, loaded.get("test"), summary)
+
+
+def _chosen_classes(layout: datasets.DatasetLayout, config: TrainConfig) -> list[str]:
+    """The classes to train: `config.classes` in the dataset's spelling, else every class folder."""
+    if not config.classes:
+        return layout.class_names
+    spelling = {name.casefold(): name for name in layout.class_names}
+    unknown = [name for name in config.classes if name.casefold() not in spelling]
+    if unknown:
+        raise DatasetError(f"the dataset has no class folder(s) {', '.join(unknown)}; "
+                           f"it has {', '.join(layout.class_names)}.")
+    return sorted(spelling[name.casefold()] for name in config.classes)
 
 
 def train(
@@ -214,7 +242,7 @@ def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTr
         metrics=["accuracy"],
         jit_compile=steps_per_epoch * config.epochs >= XLA_MIN_STEPS,
     )
-    class_weight = _class_weights(prepared.train.labels, num_classes) if config.class_weighting else None
+    class_weight = _class_weights(prepared.train, num_classes) if config.class_weighting else None
     return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes),
                             _dataset(prepared.val, num_classes), class_weight, steps_per_epoch)
 
@@ -311,19 +339,22 @@ def _loss(config: TrainConfig, num_classes: int):
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
 
-def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    if num_classes == 2:
-        return labels.astype(np.float32)[:, None]  # probability of class_names[1]
-    return keras.utils.to_categorical(labels, num_classes).astype(np.float32)
+def _targets(arrays: datasets.FaceArrays, num_classes: int) -> np.ndarray:
+    """(n, 1) P(class_names[1]) for two classes, else (n, classes): the votes when given, else one-hot labels."""
+    if arrays.targets is not None:
+        targets = arrays.targets.astype(np.float32)
+    else:
+        targets = keras.utils.to_categorical(arrays.labels, num_classes).astype(np.float32)
+    return targets[:, 1:2] if num_classes == 2 else targets
 
 
 def _dataset(arrays: datasets.FaceArrays, num_classes: int) -> tf.data.Dataset:
-    targets = _targets(arrays.labels, num_classes)
+    targets = _targets(arrays, num_classes)
     return tf.data.Dataset.from_tensor_slices((arrays.pixels, targets)).batch(256).prefetch(tf.data.AUTOTUNE)
 
 
 def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int) -> tf.data.Dataset:
-    targets = _targets(arrays.labels, num_classes)
+    targets = _targets(arrays, num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((arrays.pixels, targets))
     dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
     if config.augment:
@@ -333,9 +364,14 @@ def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_clas
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    counts = np.bincount(labels, minlength=num_classes).astype(float)
-    return {index: float(len(labels) / (num_classes * max(count, 1))) for index, count in enumerate(counts)}
+def _class_weights(arrays: datasets.FaceArrays, num_classes: int) -> dict[int, float]:
+    """Weights that give each class the same share of the loss; vote targets count fractionally."""
+    if arrays.targets is not None:
+        counts = arrays.targets.sum(axis=0).astype(float)
+    else:
+        counts = np.bincount(arrays.labels, minlength=num_classes).astype(float)
+    total = counts.sum()
+    return {index: float(total / (num_classes * max(count, 1))) for index, count in enumerate(counts)}
 
 
 def _class_counts(arrays: datasets.FaceArrays, class_names: list[str]) -> dict[str, int]:

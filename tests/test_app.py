@@ -100,7 +100,7 @@ def test_api_predict_returns_the_command_line_json_object(emotion_app, grace_hop
     result = emotion_app.on_api_predict(str(grace_hopper_path))
     assert result["path"] == "grace_hopper.jpg" and result["error"] is None
     face = result["faces"][0]
-    assert set(face) == {"box", "label", "confidence", "scores"} and len(face["box"]) == 4
+    assert set(face) == {"box", "label", "confidence", "uncertain", "scores"} and len(face["box"]) == 4
 
 
 def test_api_predict_reports_an_unreadable_file_in_error(emotion_app, tmp_path):

@@ -36,7 +36,7 @@ def test_predict_json_contract(tiny_training, grace_hopper_path, tmp_path):
     grace = records["grace.jpg"]
     assert grace["error"] is None and len(grace["faces"]) == 1
     face = grace["faces"][0]
-    assert set(face) == {"box", "label", "confidence", "scores"}
+    assert set(face) == {"box", "label", "confidence", "uncertain", "scores"}
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
     assert face["label"] in ("happy", "sad") and set(face["scores"]) == {"happy", "sad"}
     assert face["confidence"] == max(face["scores"].values())
