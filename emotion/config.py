@@ -49,6 +49,10 @@ class TrainConfig:
     base_filters: int = 32
     dropout: float = 0.25
 
+    # Where the convolutional layers start: "auto" (the bundled seven-emotion model for a dataset of a
+    # few thousand faces or fewer, else "scratch"), "scratch", a bundled model's name, or a .keras path.
+    init: str = "auto"
+
     seed: int = 1337
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@ the evaluation of a saved model on a labelled dataset."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,16 @@ class Evaluation:
     def accuracy(self) -> float:
         return float(np.trace(self.confusion) / max(self.total, 1))
 
+    def accuracy_interval(self, z: float = 1.96) -> tuple[float, float]:
+        """The Wilson 95% interval of the accuracy: how far it may be off from the size of the sample alone."""
+        n = self.total
+        if n == 0:
+            return 0.0, 1.0
+        p = self.accuracy
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
     def per_class(self) -> dict[str, dict[str, float]]:
         true_positives = np.diag(self.confusion).astype(float)
         support = self.confusion.sum(axis=1)
@@ -39,7 +50,8 @@ class Evaluation:
         }
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "total": self.total, "per_class": self.per_class(),
+        low, high = self.accuracy_interval()
+        return {"accuracy": self.accuracy, "accuracy_95": [low, high], "total": self.total, "per_class": self.per_class(),
                 "confusion_matrix": self.confusion.tolist(), "class_names": list(self.class_names)}
 
     def format_table(self) -> str:
