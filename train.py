@@ -15,8 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from tqdm import tqdm  # noqa: E402
 
-from emotion.config import FACE_MODES, LABEL_SOURCES, TrainConfig  # noqa: E402
+from emotion.config import LABEL_SOURCES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
+from emotion.photos import FACE_MODES  # noqa: E402
 from emotion.training import BatchProgress, EpochProgress, checkpoint_path, prepare_data, train  # noqa: E402
 
 DEFAULTS = TrainConfig()
@@ -34,8 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-split", type=float, default=DEFAULTS.val_split,
                         help="share held out for validation when the dataset has no val/ folder")
     parser.add_argument("--faces", choices=FACE_MODES, default=DEFAULTS.faces,
-                        help="auto: detect faces in photos, use small images as they are; crop: always detect; "
-                        "none: images already are faces")
+                        help="auto: detect the faces of photos, take images of at most 160 px for face crops; "
+                        "crop: always detect; none: images already are faces")
     parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
     parser.add_argument("--classes", help="comma-separated class folders to train (default: all of them)")
     parser.add_argument("--labels", choices=LABEL_SOURCES, default=DEFAULTS.labels,

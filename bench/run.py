@@ -43,7 +43,8 @@ sys.path.insert(0, str(REPOSITORY))
 from emotion.config import TrainConfig  # noqa: E402
 from emotion.images import read_image_reduced  # noqa: E402
 from emotion.modelfile import DEFAULT_MODEL_PATH, read_metadata  # noqa: E402
-from emotion.predictor import PHOTO_MAX_SIDE, Predictor  # noqa: E402
+from emotion.photos import PHOTO_MAX_SIDE  # noqa: E402
+from emotion.predictor import Predictor  # noqa: E402
 # The trainer's own pieces, so the measured step is the step `train` runs.
 from emotion.training import PreparedData, compiled_training, prepare_data  # noqa: E402
 

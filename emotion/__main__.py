@@ -10,12 +10,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
-from emotion.config import FACE_MODES  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.images import is_image_path  # noqa: E402
-from emotion.predictor import PREDICT_FACE_MODES  # noqa: E402
+from emotion.photos import FACE_MODES  # noqa: E402
 
 
+FACES_HELP = ("auto: detect the faces of photos, take images of at most 160 px for face crops; "
+              "crop: always detect; none: the whole image is one face")
 MODEL_HELP = "a bundled model (happy_sad, the default, or emotions) or a .keras file"
 
 
@@ -26,14 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="classify every face of images or folders of images")
     predict.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
     predict.add_argument("--model", help=MODEL_HELP)
-    predict.add_argument("--faces", choices=PREDICT_FACE_MODES, default="auto",
-                         help="auto: detect every face; none: the whole image is one face")
+    predict.add_argument("--faces", choices=FACE_MODES, default="auto", help=FACES_HELP)
     predict.add_argument("--json", action="store_true", help="one JSON object per line per image")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on a labelled dataset")
     evaluate.add_argument("--data", type=Path, required=True, help="dataset folder or .zip of class folders")
     evaluate.add_argument("--model", help=MODEL_HELP)
-    evaluate.add_argument("--faces", choices=FACE_MODES, default="auto")
+    evaluate.add_argument("--faces", choices=FACE_MODES, default="auto", help=FACES_HELP)
 
     export = commands.add_parser("export", help="export a model to TFLite and check it against Keras")
     export.add_argument("--model", help=MODEL_HELP)
@@ -96,6 +96,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"skipped {report.skipped} unreadable file(s) and {report.no_face} photo(s) with no face found")
     print()
     print(report.evaluation.format_table())
+    low, high = report.evaluation.accuracy_interval()
+    print(f"\naccuracy {report.evaluation.accuracy:.1%} (95% interval {low:.1%} to {high:.1%}, "
+          f"{report.evaluation.total} faces); expected calibration error {report.calibration_error:.1%}; "
+          f"marked uncertain: {report.uncertain:.1%}")
+    if report.votes is not None:
+        print(f"\nagainst the crowd-vote majority ({report.votes.total} faces with a clear one):")
+        print(report.votes.format_table())
+    for name, other in report.other_classes.items():
+        print(f"\n{name}/ (a class the model lacks): {other['faces']} faces, {other['confident']:.1%} given a label "
+              f"with at least 80% confidence, mean confidence {other['mean_confidence']:.1%}")
     return 0
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from emotion.photos import FACE_MODES
 from emotion.preprocess import Preprocessing
 
-FACE_MODES = ("auto", "crop", "none")  # how a dataset's images become face crops
 COLOR_MODES = ("grayscale", "rgb")
 LABEL_SOURCES = ("auto", "folders", "votes")
 
@@ -41,7 +41,7 @@ class TrainConfig:
     # else the folders; "folders": each image's folder is its label; "votes": the votes, required.
     labels: str = "auto"
     val_split: float = 0.15  # share of a DIR/<class>/* dataset held out for validation
-    faces: str = "auto"  # "auto": detect faces in photos, keep small crops; "crop"; "none"
+    faces: str = "auto"  # "auto": detect faces in photos, use small images whole; "crop"; "none" (emotion/photos.py)
     augment: bool = True
     class_weighting: bool = True  # balance the loss when classes have different sizes
 
@@ -52,6 +52,9 @@ class TrainConfig:
     # Where the convolutional layers start: "auto" (the bundled seven-emotion model for a dataset of a
     # few thousand faces or fewer, else "scratch"), "scratch", a bundled model's name, or a .keras path.
     init: str = "auto"
+    # With a base model: `epochs` train the new head on the frozen base, then this many more fine-tune
+    # the base's convolutions too, at a tenth of the learning rate. 0 keeps the base frozen.
+    fine_tune_epochs: int = 10
 
     seed: int = 1337
 

@@ -20,16 +20,14 @@ import numpy as np
 from emotion.archives import JUNK_NAMES, extract_zip
 from emotion.errors import DatasetError, ImageError
 from emotion.faces import FaceDetector
-from emotion.images import read_image
 from emotion.limits import MAX_CLASSES, MAX_FOLDER_DEPTH
-from emotion.preprocess import Preprocessing, face_pixels, whole_image_box
+from emotion.photos import extract_faces
+from emotion.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
                "val": "val", "valid": "val", "validation": "val"}  # folder name -> split
-# Median longest side (pixels) above which "auto" treats a dataset as photos to detect faces in.
-CROP_SIZE_LIMIT = 160
 
 
 @dataclass
@@ -56,6 +54,7 @@ class FaceArrays:
     paths: list[str] = field(default_factory=list)  # the file of each face, in order
     # (n, classes) probabilities to train towards (crowd votes); None: the labels, one-hot.
     targets: np.ndarray | None = None
+    detected: int = 0  # faces the detector found (the rest are whole images taken for face crops)
 
     def select(self, keep: np.ndarray) -> "FaceArrays":
         """The faces where the boolean mask `keep` is true (skipped and faceless files are not carried)."""
@@ -186,55 +185,42 @@ def _not_a_zip_message(path: Path) -> str:
     return f"{path.name}: not a zip file. Give a folder of class folders or a .zip of one."
 
 
-def choose_face_mode(files: list[Path], faces: str, sample: int = 50) -> str:
-    """Resolve "auto" to "crop" (photos: detect faces) or "none" (images already are faces)."""
-    if faces != "auto":
-        return faces
-    sides = []
-    for path in files[:: max(1, len(files) // sample)][:sample]:
-        try:
-            sides.append(max(read_image(path).shape[:2]))
-        except ImageError:
-            continue
-    return "crop" if sides and float(np.median(sides)) > CROP_SIZE_LIMIT else "none"
-
-
 def load_faces(
     files_by_class: dict[str, list[Path]],
     class_names: list[str],
     preprocessing: Preprocessing,
-    face_mode: str,
+    faces: str,
     detector: FaceDetector | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> FaceArrays:
-    """Decode every file and crop its face; undecodable files and faceless photos are reported."""
-    if face_mode == "crop" and detector is None:
+    """Read every file and crop its face through `photos.extract_faces`, the predictor's own path; the
+    largest face of a photo is its subject. Unreadable files and faceless photos are reported."""
+    if faces != "none" and detector is None:
         detector = FaceDetector()
     items = [(path, label) for label, name in enumerate(class_names) for path in files_by_class.get(name, [])]
     pixels, labels, paths, skipped, no_face = [], [], [], [], []
+    detected = 0
     for index, (path, label) in enumerate(items):
         if on_file:
             on_file(index, len(items))
         try:
-            image = read_image(path, name=f"{path.parent.name}/{path.name}")  # no server folders in messages
+            # No server folders in messages: a file is named by its class folder and its name.
+            photo = extract_faces(path, preprocessing, faces, detector, name=f"{path.parent.name}/{path.name}")
         except ImageError as error:
             skipped.append((str(path), str(error)))
             continue
-        if face_mode == "crop":
-            boxes = detector.detect(image)[:1]  # the largest face is the photo's subject
-            if not boxes:
-                no_face.append(str(path))
-                continue
-        else:
-            boxes = [whole_image_box(image)]
-        pixels.append(face_pixels(image, boxes, preprocessing)[0])
+        if not photo.boxes:
+            no_face.append(str(path))
+            continue
+        detected += photo.detected
+        pixels.append(photo.pixels[0])
         labels.append(label)
         paths.append(str(path))
     if skipped:
         log.warning("skipped %d file(s) that could not be read", len(skipped))
     size, channels = preprocessing.image_size, preprocessing.channels
     stacked = np.stack(pixels) if pixels else np.empty((0, size, size, channels), np.uint8)
-    return FaceArrays(stacked, np.asarray(labels, dtype=np.int32), skipped, no_face, paths)
+    return FaceArrays(stacked, np.asarray(labels, dtype=np.int32), skipped, no_face, paths, detected=detected)
 
 
 def split_validation(arrays: FaceArrays, val_split: float, seed: int) -> tuple[FaceArrays, FaceArrays]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +51,8 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         low, high = self.accuracy_interval()
-        return {"accuracy": self.accuracy, "accuracy_95": [low, high], "total": self.total, "per_class": self.per_class(),
-                "confusion_matrix": self.confusion.tolist(), "class_names": list(self.class_names)}
+        return {"accuracy": self.accuracy, "accuracy_95": [low, high], "total": self.total,
+                "per_class": self.per_class(), "confusion_matrix": self.confusion.tolist(), "class_names": list(self.class_names)}
 
     def format_table(self) -> str:
         """The metrics and confusion matrix as aligned plain text."""
@@ -86,23 +86,35 @@ def evaluate_labels(true_labels: np.ndarray, predicted_labels: np.ndarray, class
     return Evaluation(list(class_names), confusion)
 
 
+CONFIDENT = 0.8  # a label given with at least this confidence reads as a firm answer
+
+
 @dataclass(frozen=True)
 class DatasetEvaluation:
-    evaluation: Evaluation
+    evaluation: Evaluation  # against the folder labels
     model_path: Path
     split: str  # which part of the dataset was measured
     face_mode: str
     skipped: int  # unreadable files
     no_face: int  # photos where no face was found
+    calibration_error: float  # expected calibration error of the confidences, against the folder labels
+    uncertain: float  # share of faces the model marks uncertain
+    votes: Evaluation | None = None  # against the crowd-vote majority, for faces with a clear one
+    # Folders of classes the model lacks (neutral/, for a Happy/Sad model): folder -> faces, the share
+    # given a label with at least CONFIDENT confidence, and their mean confidence.
+    other_classes: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def evaluate_dataset(data_path: Path, model_path: Path | None = None, faces: str = "auto",
+def evaluate_dataset(data_path: Path, model_path: Path | str | None = None, faces: str = "auto",
                      workdir: Path | None = None) -> DatasetEvaluation:
     """Measure a saved model on a dataset: its test split, else its val split, else all of it.
 
-    A zip is extracted under `workdir`, or a temporary folder removed afterwards.
+    Images go through the predictor's own path (`photos.extract_faces`). When the dataset has crowd
+    votes for the split (`ferplus_<split>.csv`), faces are also measured against the vote majority,
+    and folders of classes the model lacks (neutral/, for a Happy/Sad model) are left out of the
+    folder-label figures. A zip is extracted under `workdir`, or a temporary folder removed afterwards.
     """
-    from emotion import datasets
+    from emotion import calibration, datasets, votes
     from emotion.predictor import Predictor
 
     if workdir is None:
@@ -111,17 +123,36 @@ def evaluate_dataset(data_path: Path, model_path: Path | None = None, faces: str
     predictor = Predictor.load(model_path)
     layout = datasets.open_dataset(Path(data_path), workdir)
     split = next(name for name in ("test", "val", "train") if name in layout.splits)
+    vote_file = votes.find_vote_file(layout.root, split)
     by_lower = {name.lower(): name for name in predictor.class_names}
     unknown = [name for name in layout.class_names if name.lower() not in by_lower]
-    if unknown:
+    if unknown and vote_file is None:
         raise DatasetError(f"the dataset has classes the model does not know: {', '.join(unknown)} "
                            f"(the model knows {', '.join(predictor.class_names)}).")
-    files = {by_lower[name.lower()]: layout.splits[split].get(name, []) for name in layout.class_names}
-    face_mode = datasets.choose_face_mode([f for group in files.values() for f in group], faces)
-    arrays = datasets.load_faces(files, predictor.class_names, predictor.preprocessing, face_mode,
-                                 detector=predictor.detector if face_mode == "crop" else None)
+    files = {by_lower[name.lower()]: layout.splits[split].get(name, []) for name in layout.class_names
+             if name.lower() in by_lower}
+    arrays = datasets.load_faces(files, predictor.class_names, predictor.preprocessing, faces, predictor.detector)
     if not len(arrays.labels):
         raise DatasetError(f"{data_path}: no readable images to evaluate.")
-    evaluation = evaluate_arrays(predictor.classify, arrays, predictor.class_names)
-    return DatasetEvaluation(evaluation, predictor.bundle.path, "all" if split == "train" else split,
-                             face_mode, len(arrays.skipped), len(arrays.no_face))
+    probabilities = predictor.classify(arrays.pixels)
+    evaluation = evaluate_labels(arrays.labels, probabilities.argmax(axis=1), predictor.class_names)
+    vote_evaluation = None
+    if vote_file is not None:
+        voted, _, _ = votes.voted_files(layout.splits[split], predictor.class_names, votes.read_votes(vote_file),
+                                        validation=True)
+        voted_arrays = datasets.load_faces(voted, predictor.class_names, predictor.preprocessing, faces,
+                                           predictor.detector)
+        vote_evaluation = evaluate_arrays(predictor.classify, voted_arrays, predictor.class_names)
+    other_classes = {}
+    for name in unknown:
+        other = datasets.load_faces({name: layout.splits[split].get(name, [])}, [name], predictor.preprocessing,
+                                    faces, predictor.detector)
+        confidence = predictor.classify(other.pixels).max(axis=1)
+        if len(confidence):
+            other_classes[name] = {"faces": len(confidence), "confident": float(np.mean(confidence >= CONFIDENT)),
+                                   "mean_confidence": float(confidence.mean())}
+    return DatasetEvaluation(
+        evaluation, predictor.bundle.path, "all" if split == "train" else split, faces, len(arrays.skipped),
+        len(arrays.no_face), calibration.expected_calibration_error(probabilities, arrays.labels),
+        float(np.mean(probabilities.max(axis=1) < predictor.calibration.uncertain_below)), vote_evaluation,
+        other_classes)

@@ -44,11 +44,14 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
     x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, name="head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)
     x = layers.Dropout(config.dropout, name="head_dropout2")(x)
+    return keras.Model(inputs, class_output(x, num_classes), name="emotion_cnn")
+
+
+def class_output(x, num_classes: int):
+    """The output layer: one sigmoid unit, P(class 1), for two classes; a softmax for more."""
     if num_classes == 2:
-        outputs = layers.Dense(1, activation="sigmoid", name="probability")(x)
-    else:
-        outputs = layers.Dense(num_classes, activation="softmax", name="probability")(x)
-    return keras.Model(inputs, outputs, name="emotion_cnn")
+        return layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return layers.Dense(num_classes, activation="softmax", name="probability")(x)
 
 
 def _conv_block(x, filters: int, convolutions: int, pool: bool, name: str):

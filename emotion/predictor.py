@@ -15,14 +15,11 @@ import numpy as np
 
 from emotion.errors import EmotionError
 from emotion.faces import FaceBox, FaceDetector
-from emotion.images import ImageSource, read_image_reduced
+from emotion.images import ImageSource
 from emotion.model import class_probabilities, temper
 from emotion.modelfile import ModelBundle, load_bundle
-from emotion.preprocess import face_pixels, whole_image_box
+from emotion.photos import PhotoFaces, extract_faces, faces_of_image
 from emotion.runtime import load_runtime
-
-PREDICT_FACE_MODES = ("auto", "none")  # detect every face, or treat the whole image as one face
-PHOTO_MAX_SIDE = 1000  # pixels; photos are classified on a copy no larger than this
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class FacePrediction:
 class PhotoPrediction:
     """A photo as classified: the (possibly reduced) image, and its faces in that image's pixels."""
 
-    image: np.ndarray  # upright RGB uint8, at most PHOTO_MAX_SIDE on its long side
+    image: np.ndarray  # upright RGB uint8, at most photos.PHOTO_MAX_SIDE on its long side
     scale: float  # original size / image size
     predictions: list[FacePrediction]
 
@@ -86,21 +83,20 @@ class Predictor:
         return temper(class_probabilities(self.runtime(pixels)), self.calibration.temperature)
 
     def predict_image(self, image: np.ndarray, faces: str = "auto") -> list[FacePrediction]:
-        """Every face of an upright RGB uint8 image, largest first; [] when `auto` finds none."""
-        if faces not in PREDICT_FACE_MODES:
-            raise ValueError(f"faces must be one of {PREDICT_FACE_MODES}, not {faces!r}")
-        boxes = self.detector.detect(image) if faces == "auto" else [whole_image_box(image)]
-        probabilities = self.classify(face_pixels(image, boxes, self.preprocessing))
-        return [self._prediction(box, row) for box, row in zip(boxes, probabilities)]
+        """Every face of an upright RGB uint8 image, largest first; [] when no face is found."""
+        return self._predict(faces_of_image(image, self.preprocessing, faces, self.detector))
 
     def predict_photo(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> PhotoPrediction:
         """Read and classify one photo file; raises `ImageError` when it cannot be read.
 
-        Detection and cropping run on a copy at most PHOTO_MAX_SIDE pixels long (a 12 MP JPEG decodes
-        at a quarter of its size), which leaves any face big enough to be found over 48 pixels.
+        The photo goes through `photos.extract_faces`, the path the dataset loader takes too.
         """
-        image, scale = read_image_reduced(source, PHOTO_MAX_SIDE, name)
-        return PhotoPrediction(image, scale, self.predict_image(image, faces))
+        photo = extract_faces(source, self.preprocessing, faces, self.detector, name)
+        return PhotoPrediction(photo.image, photo.scale, self._predict(photo))
+
+    def _predict(self, photo: PhotoFaces) -> list[FacePrediction]:
+        probabilities = self.classify(photo.pixels)
+        return [self._prediction(box, row) for box, row in zip(photo.boxes, probabilities)]
 
     def predict_source(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> dict:
         """Read and classify one image; the JSON-contract record (boxes in the file's own pixels),

@@ -20,12 +20,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from emotion import datasets, votes
+from emotion import calibration, datasets, transfer, votes
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import Evaluation, evaluate_arrays
 from emotion.faces import FaceDetector
-from emotion.model import build_augmentation, build_model
+from emotion.model import build_augmentation, build_model, temper
 from emotion.modelfile import ModelBundle, atomic_path, metadata_path, save_bundle
 from emotion.plots import plot_confusion, plot_curves
 from emotion.predictor import Predictor
@@ -35,6 +35,12 @@ log = logging.getLogger(__name__)
 # XLA makes a training step on 2 CPU cores 1.3x faster (FER-2013, batch 128: 335 -> 436 images/s) but
 # compiles each batch shape once, about 7 s per training; it pays off only beyond a few hundred steps.
 XLA_MIN_STEPS = 500
+# Below this many training faces, the validation set is too small to pick an epoch by (6 faces a class
+# for 40 photos a class): the schedule is fixed, every epoch runs, and the last one is kept.
+FIXED_SCHEDULE_BELOW = 2000
+MIN_STEPS = 8  # an epoch has at least this many batches ...
+MIN_BATCH_SIZE = 16  # ... unless that would make them smaller than this
+CHECKPOINT_SECONDS = 10  # on a fixed schedule, epochs take well under a second: save the checkpoint less often
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,9 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
             return prepare_data(data_path, config, Path(temporary), on_file)
     layout = datasets.open_dataset(Path(data_path), workdir)
     class_names = _chosen_classes(layout, config)
-    train_files = [path for files in layout.splits["train"].values() for path in files]
-    face_mode = datasets.choose_face_mode(train_files, config.faces)
-    detector = FaceDetector() if face_mode == "crop" else None
+    # A base model decides the input size and colour mode, so the faces are cropped for it.
+    config = transfer.resolve_init(config, sum(len(files) for files in layout.splits["train"].values()))
+    detector = FaceDetector() if config.faces != "none" else None
     vote_files = {split: votes.find_vote_file(layout.root, split) for split in layout.splits}
     labels = "votes" if config.labels == "votes" or (config.labels == "auto" and vote_files["train"]) else "folders"
     if labels == "votes" and not vote_files["train"]:
@@ -108,7 +114,8 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
             files_by_class, targets, missing_votes = votes.voted_files(
                 files_by_class, class_names, votes.read_votes(vote_files[split]), validation=split != "train")
             unvoted += missing_votes
-        arrays = datasets.load_faces(files_by_class, class_names, config.preprocessing, face_mode, detector, on_file)
+        arrays = datasets.load_faces(files_by_class, class_names, config.preprocessing, config.faces, detector,
+                                     on_file)
         if targets is not None:
             arrays.targets = np.stack([targets[path] for path in arrays.paths]) if arrays.paths else None
         loaded[split] = arrays
@@ -125,7 +132,8 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
     summary = {
         "root": layout.root.name,
         "layout": layout.layout,
-        "face_mode": face_mode,
+        "face_mode": config.faces,
+        "faces_detected": sum(arrays.detected for arrays in loaded.values()),  # the rest were used whole
         "labels": labels,
         "files": layout.counts(),
         "used": {"train": _class_counts(train, class_names), "val": _class_counts(val, class_names)},
@@ -162,6 +170,7 @@ def train(
 ) -> TrainResult:
     """Train a model on `data` (a dataset path or prepared arrays) and write it to `output_path`."""
     prepared = data if isinstance(data, PreparedData) else prepare_data(Path(data), config)
+    config = transfer.resolve_init(config, _train_file_count(prepared))
     class_names = prepared.class_names
     keras.utils.set_random_seed(config.seed)
 
@@ -170,24 +179,27 @@ def train(
     output_path = Path(output_path)
     checkpoint = Checkpoint(checkpoint_path(output_path),
                             {**_inference_metadata(config, class_names), "config": config.to_dict()})
-    progress = _ProgressCallback(config.epochs, setup.steps_per_epoch, config.early_stopping_patience, on_batch,
-                                 on_epoch, should_stop, checkpoint)
-    model.fit(
-        setup.train_dataset,
-        validation_data=setup.val_dataset,
-        epochs=config.epochs,
-        class_weight=setup.class_weight,
-        callbacks=[progress],
-        shuffle=False,  # the dataset shuffles itself, reseeded every epoch
-        verbose=0,
-    )
+    keep_last = len(prepared.train.labels) < FIXED_SCHEDULE_BELOW
+    progress = _ProgressCallback(setup.epochs, setup.steps_per_epoch, config.early_stopping_patience, on_batch,
+                                 on_epoch, should_stop, checkpoint, keep_last)
+    fit = dict(validation_data=setup.val_dataset, class_weight=setup.class_weight, callbacks=[progress],
+               shuffle=False, verbose=0)  # the dataset shuffles itself, reseeded every epoch
+    model.fit(setup.train_dataset, epochs=config.epochs, **fit)
+    if setup.fine_tune_epochs and not model.stop_training:
+        # Fine-tuning: the base's convolutions learn too, from a tenth of the learning rate.
+        transfer.unfreeze_base(model)
+        _compile(model, config, len(class_names), setup.steps_per_epoch, config.learning_rate / 10,
+                 setup.fine_tune_epochs)
+        model.fit(setup.train_dataset, initial_epoch=config.epochs, epochs=setup.epochs, **fit)
     if progress.best_weights is None:
         raise TrainingCancelled("training stopped before the first epoch ended; nothing was saved.")
     model.set_weights(progress.best_weights)
 
+    fitted = calibrate(Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path),
+                                 runtime="keras").classify, prepared.val)
     # Measure through the serving path itself, so the saved metrics are what users will get.
-    classify = Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path),
-                         runtime="keras").classify
+    classify = Predictor(ModelBundle(model, {**_inference_metadata(config, class_names), "calibration": fitted},
+                                     output_path), runtime="keras").classify
     val_evaluation = evaluate_arrays(classify, prepared.val, class_names)
     evaluated_on, evaluation = "validation", val_evaluation
     if prepared.test is not None and len(prepared.test.labels):
@@ -195,10 +207,13 @@ def train(
 
     metadata = {
         **_inference_metadata(config, class_names),
+        "calibration": fitted,
         "config": config.to_dict(),
         "dataset": prepared.summary,
         "metrics": {"validation": val_evaluation.to_dict(),
                     **({"test": evaluation.to_dict()} if evaluated_on == "test" else {})},
+        "init": config.init,
+        "schedule": "fixed, last epoch kept" if keep_last else "most accurate validation epoch kept",
         "best_epoch": progress.best_epoch,
         "epochs_run": len(progress.history["loss"]),
         "stopped_by_user": progress.stopped_by_user,
@@ -228,23 +243,44 @@ class CompiledTraining:
     val_dataset: tf.data.Dataset
     class_weight: dict[int, float] | None
     steps_per_epoch: int
+    fine_tune_epochs: int  # after config.epochs, with the base unfrozen; 0 without a base
+    epochs: int  # in all: config.epochs + fine_tune_epochs
 
 
 def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTraining:
-    """A fresh compiled model (AdamW, warm-up + cosine schedule, BCE or CCE) and its input pipelines."""
+    """A fresh compiled model (AdamW, warm-up + cosine schedule, BCE or CCE) and its input pipelines.
+
+    `config.init` must be resolved (`transfer.resolve_init`): "scratch" builds the CNN, anything else
+    puts a new head on that model's frozen convolutional layers.
+    """
+    config = transfer.resolve_init(config, _train_file_count(prepared))
     num_classes = len(prepared.class_names)
-    model = build_model(config, num_classes)
-    steps_per_epoch = math.ceil(len(prepared.train.labels) / config.batch_size)
+    from_scratch = config.init == "scratch"
+    model = build_model(config, num_classes) if from_scratch else transfer.build_transfer_model(config, num_classes)
+    # Small datasets: a smaller batch, so that an epoch still has a few steps to learn from.
+    batch_size = min(config.batch_size, max(MIN_BATCH_SIZE, math.ceil(len(prepared.train.labels) / MIN_STEPS)))
+    steps_per_epoch = math.ceil(len(prepared.train.labels) / batch_size)
+    _compile(model, config, num_classes, steps_per_epoch, config.learning_rate, config.epochs)
+    class_weight = _class_weights(prepared.train, num_classes) if config.class_weighting else None
+    fine_tune_epochs = 0 if from_scratch else config.fine_tune_epochs
+    return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes, batch_size),
+                            _dataset(prepared.val, num_classes), class_weight, steps_per_epoch, fine_tune_epochs,
+                            config.epochs + fine_tune_epochs)
+
+
+def _compile(model: keras.Model, config: TrainConfig, num_classes: int, steps_per_epoch: int, learning_rate: float,
+             epochs: int) -> None:
     model.compile(
-        optimizer=keras.optimizers.AdamW(_learning_rate_schedule(config, steps_per_epoch),
+        optimizer=keras.optimizers.AdamW(_learning_rate_schedule(learning_rate, epochs, steps_per_epoch),
                                          weight_decay=config.weight_decay),
         loss=_loss(config, num_classes),
-        metrics=["accuracy"],
-        jit_compile=steps_per_epoch * config.epochs >= XLA_MIN_STEPS,
+        metrics=[_accuracy(num_classes)],
+        jit_compile=steps_per_epoch * epochs >= XLA_MIN_STEPS,
     )
-    class_weight = _class_weights(prepared.train, num_classes) if config.class_weighting else None
-    return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes),
-                            _dataset(prepared.val, num_classes), class_weight, steps_per_epoch)
+
+
+def _train_file_count(prepared: PreparedData) -> int:
+    return sum(prepared.summary["files"]["train"].values())
 
 
 def checkpoint_path(output_path: Path) -> Path:
@@ -270,11 +306,17 @@ class Checkpoint:
 
 
 class _ProgressCallback(keras.callbacks.Callback):
-    """Forwards Keras events to plain callables, honours `should_stop`, keeps the best weights."""
+    """Forwards Keras events to plain callables, honours `should_stop`, keeps the best weights.
 
-    def __init__(self, epochs, batches, patience, on_batch, on_epoch, should_stop, checkpoint: Checkpoint):
+    With `keep_last` (a fixed schedule for small datasets) every completed epoch replaces the kept
+    one, nothing stops early, and the checkpoint is written at most every CHECKPOINT_SECONDS.
+    """
+
+    def __init__(self, epochs, batches, patience, on_batch, on_epoch, should_stop, checkpoint: Checkpoint,
+                 keep_last: bool = False):
         super().__init__()
-        self.epochs, self.batches, self.patience = epochs, batches, patience
+        self.epochs, self.batches, self.patience, self.keep_last = epochs, batches, patience, keep_last
+        self.last_checkpoint = -math.inf
         self.on_batch, self.on_epoch, self.should_stop = on_batch, on_epoch, should_stop
         self.checkpoint = checkpoint
         self.history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
@@ -301,14 +343,16 @@ class _ProgressCallback(keras.callbacks.Callback):
         # The best epoch is the most accurate on validation; validation loss breaks ties, which small
         # validation sets have many of. An epoch the user interrupted is incomplete and never counts.
         score = (val_accuracy, -val_loss)
-        if not self.stopped_by_user and score > self.best_score:
+        if not self.stopped_by_user and (self.keep_last or score > self.best_score):
             self.best_score, self.best_epoch = score, epoch + 1
             self.best_weights = self.model.get_weights()
-            self.checkpoint.save(self.model, epoch + 1, val_accuracy, val_loss)
+            if not self.keep_last or time.monotonic() - self.last_checkpoint >= CHECKPOINT_SECONDS:
+                self.checkpoint.save(self.model, epoch + 1, val_accuracy, val_loss)
+                self.last_checkpoint = time.monotonic()
         if self.on_epoch:
             self.on_epoch(EpochProgress(epoch + 1, self.epochs, *(self.history[k][-1] for k in self.history),
                                         time.monotonic() - self.epoch_started))
-        if epoch + 1 - self.best_epoch >= self.patience:
+        if not self.keep_last and epoch + 1 - self.best_epoch >= self.patience:
             log.info("early stopping: no better validation epoch for %d epochs", self.patience)
             self.model.stop_training = True
         self._check_stop()
@@ -319,18 +363,39 @@ class _ProgressCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def calibrate(classify: Callable[[np.ndarray], np.ndarray], val: datasets.FaceArrays) -> dict:
+    """Fit the temperature and the uncertain threshold on validation faces (`classify`: uncalibrated)."""
+    raw = np.concatenate([classify(val.pixels[start:start + 256]) for start in range(0, len(val.labels), 256)])
+    temperature = calibration.fit_temperature(raw, val.targets if val.targets is not None else val.labels)
+    calibrated = temper(raw, temperature)
+    return {"temperature": temperature,
+            "uncertain_below": calibration.uncertainty_threshold(calibrated, val.labels),
+            "fitted_on": len(val.labels),
+            "ece_before": calibration.expected_calibration_error(raw, val.labels),
+            "ece_after": calibration.expected_calibration_error(calibrated, val.labels)}
+
+
 def _inference_metadata(config: TrainConfig, class_names: list[str]) -> dict:
     """What a predictor needs to know about a model: its labels and how faces become its input."""
     return {"class_names": class_names, "preprocessing": config.preprocessing.to_dict()}
 
 
-def _learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+def _learning_rate_schedule(learning_rate: float, epochs: int, steps_per_epoch: int):
     # A short linear warm-up protects the fresh BatchNorm statistics; cosine decay to zero after.
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = epochs * steps_per_epoch
     warmup_steps = min(total_steps // 10, 2 * steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 10, decay_steps=max(1, total_steps - warmup_steps),
-        warmup_target=config.learning_rate, warmup_steps=warmup_steps)
+        initial_learning_rate=learning_rate / 10, decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=learning_rate, warmup_steps=warmup_steps)
+
+
+def _accuracy(num_classes: int) -> keras.metrics.Metric:
+    """Share of faces whose most probable class is the target's (its most voted class, for vote targets)."""
+    if num_classes == 2:
+        return keras.metrics.MeanMetricWrapper(
+            lambda target, output: keras.ops.cast(keras.ops.equal(target > 0.5, output > 0.5), "float32"),
+            name="accuracy")
+    return keras.metrics.CategoricalAccuracy(name="accuracy")
 
 
 def _loss(config: TrainConfig, num_classes: int):
@@ -353,10 +418,11 @@ def _dataset(arrays: datasets.FaceArrays, num_classes: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((arrays.pixels, targets)).batch(256).prefetch(tf.data.AUTOTUNE)
 
 
-def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int) -> tf.data.Dataset:
+def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int,
+                      batch_size: int) -> tf.data.Dataset:
     targets = _targets(arrays, num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((arrays.pixels, targets))
-    dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True).batch(batch_size)
     if config.augment:
         augmentation = build_augmentation(config)
         dataset = dataset.map(lambda pixels, target: (augmentation(tf.cast(pixels, tf.float32), training=True), target),

@@ -69,7 +69,8 @@ def tiny_training_config():
     """Settings under which a narrow model learns the tiny dataset in a few seconds, every epoch run."""
     from emotion.config import TrainConfig
 
-    return TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20)
+    return TrainConfig(epochs=12, batch_size=16, base_filters=8, learning_rate=3e-3, early_stopping_patience=20,
+                       init="scratch")
 
 
 @pytest.fixture(scope="session")

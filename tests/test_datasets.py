@@ -90,16 +90,15 @@ def test_photos_without_faces_are_reported(tmp_path, grace_hopper_path):
 
     Image.new("RGB", (400, 300), (200, 180, 160)).save(tmp_path / "photos" / "sad" / "wall.jpg")
     layout = datasets.open_dataset(tmp_path / "photos")
-    face_mode = datasets.choose_face_mode(layout.splits["train"]["happy"], "auto")
-    assert face_mode == "crop"
-    arrays = datasets.load_faces(layout.splits["train"], layout.class_names, TrainConfig().preprocessing, face_mode)
-    assert list(arrays.labels) == [0, 1]
+    arrays = datasets.load_faces(layout.splits["train"], layout.class_names, TrainConfig().preprocessing, "auto")
+    assert list(arrays.labels) == [0, 1] and arrays.detected == 2
     assert [Path(p).name for p in arrays.no_face] == ["wall.jpg"]
 
 
 def test_small_images_are_treated_as_face_crops(class_folders):
-    files = datasets.open_dataset(class_folders).splits["train"]["happy"]
-    assert datasets.choose_face_mode(files, "auto") == "none"
+    layout = datasets.open_dataset(class_folders)
+    arrays = datasets.load_faces(layout.splits["train"], layout.class_names, TrainConfig().preprocessing, "auto")
+    assert len(arrays.labels) == 12 and arrays.detected == 0 and not arrays.no_face
 
 
 def test_validation_split_is_seeded_and_stratified(class_folders):

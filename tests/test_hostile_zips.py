@@ -27,7 +27,7 @@ from emotion.config import TrainConfig
 from emotion.errors import DatasetError
 from emotion.training import prepare_data, train
 
-TINY = TrainConfig(epochs=1, batch_size=8, base_filters=8)
+TINY = TrainConfig(epochs=1, batch_size=8, base_filters=8, init="scratch")
 SYMLINK_ATTR = 0o120777 << 16  # unix mode bits of a symbolic link, where zip keeps them
 MEGABYTE = 1024**2
 

@@ -53,7 +53,8 @@ def test_an_exception_in_a_callback_keeps_the_old_model_and_the_best_epoch_so_fa
             raise RuntimeError("the chart went away")
 
     with pytest.raises(RuntimeError, match="chart"):
-        train(tiny_dataset, TrainConfig(epochs=10, batch_size=16, base_filters=8), output, on_epoch=on_epoch)
+        train(tiny_dataset, TrainConfig(epochs=10, batch_size=16, base_filters=8, init="scratch"), output,
+              on_epoch=on_epoch)
     assert output.read_bytes() == old_bytes
     assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]  # no temporary files left
     checkpoint = load_bundle(checkpoint_path(output))

@@ -8,7 +8,7 @@ from emotion.config import TrainConfig
 from emotion.jobs import TrainingBusy, TrainingJob
 from emotion.training import BatchProgress, EpochProgress, prepare_data
 
-CONFIG = TrainConfig(epochs=30, batch_size=8, base_filters=8, early_stopping_patience=30)
+CONFIG = TrainConfig(epochs=30, batch_size=8, base_filters=8, early_stopping_patience=30, init="scratch")
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +39,13 @@ def test_stop_ends_training_within_a_batch_and_keeps_the_best_epoch(prepared, tm
 def test_a_failing_training_reraises_in_the_waiting_thread_and_frees_the_slot(prepared, tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("a file where the output folder should be")
-    job = TrainingJob(prepared, TrainConfig(epochs=1, batch_size=8, base_filters=8), blocked / "model.keras")
+    job = TrainingJob(prepared, TrainConfig(epochs=1, batch_size=8, base_filters=8, init="scratch"),
+                      blocked / "model.keras")
     job.start()
     list(job.events())
     with pytest.raises(OSError):
         job.wait()
-    next_job = TrainingJob(prepared, TrainConfig(epochs=1, batch_size=8, base_filters=8), tmp_path / "ok.keras")
+    next_job = TrainingJob(prepared, TrainConfig(epochs=1, batch_size=8, base_filters=8, init="scratch"),
+                           tmp_path / "ok.keras")
     next_job.start()
     assert next_job.wait().model_path.is_file()

@@ -51,7 +51,8 @@ def test_a_mismatched_export_is_not_used(exported, tmp_path, tiny_dataset):
     from emotion.config import TrainConfig
     from emotion.training import train
 
-    other = train(tiny_dataset, TrainConfig(epochs=1, batch_size=16, base_filters=8), tmp_path / "other.keras")
+    other = train(tiny_dataset, TrainConfig(epochs=1, batch_size=16, base_filters=8, init="scratch"),
+                  tmp_path / "other.keras")
     # Put the tiny model's export beside a different model with the same input shape.
     tflite = other.model_path.with_suffix(".tflite")
     tflite.write_bytes(exported.path.with_suffix(".tflite").read_bytes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -45,8 +46,21 @@ def test_files_are_written_with_metadata(tiny_training):
     assert not list(result.model_path.parent.glob("*.checkpoint.*"))  # cleaned up
 
 
-def test_the_model_kept_is_the_most_accurate_epoch_on_validation(tiny_training):
+def test_a_small_dataset_trains_a_fixed_schedule_and_keeps_the_last_epoch(tiny_training):
     result, _, _ = tiny_training
+    metadata = json.loads(result.metadata_path.read_text())
+    # 68 training faces: 6 validation faces a class cannot pick an epoch, so every epoch runs.
+    assert metadata["schedule"] == "fixed, last epoch kept"
+    assert result.best_epoch == len(result.history["loss"]) == 12
+    validation = metadata["metrics"]["validation"]
+    assert validation["accuracy"] == pytest.approx(result.history["val_accuracy"][-1], abs=1 / validation["total"])
+    low, high = validation["accuracy_95"]  # the figure says how uncertain it is
+    assert low <= validation["accuracy"] <= high and high - low > 0.2
+
+
+def test_a_large_dataset_keeps_its_most_accurate_epoch(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "FIXED_SCHEDULE_BELOW", 10)  # as if the tiny dataset were FER-2013
+    result = train(tiny_dataset, dataclasses.replace(tiny_training_config(), epochs=6), tmp_path / "best.keras")
     history = result.history
     scores = [(accuracy, -loss) for accuracy, loss in zip(history["val_accuracy"], history["val_loss"])]
     assert result.best_epoch == 1 + scores.index(max(scores))  # loss breaks ties in accuracy
@@ -74,7 +88,7 @@ def test_reload_gives_identical_predictions(tiny_training, tiny_dataset):
 def test_stop_keeps_the_best_model_so_far(tmp_path):
     data = write_class_folders(tmp_path / "faces", per_class=12)
     epochs = []
-    config = TrainConfig(epochs=20, batch_size=8, base_filters=8)
+    config = TrainConfig(epochs=20, batch_size=8, base_filters=8, init="scratch")
     # Stop once the second epoch has ended: training ends within a batch, the best epoch is kept.
     result = train(data, config, tmp_path / "m.keras", on_epoch=epochs.append, should_stop=lambda: len(epochs) >= 2)
     assert result.stopped_by_user and len(result.history["loss"]) == 2
@@ -84,13 +98,14 @@ def test_stop_keeps_the_best_model_so_far(tmp_path):
 def test_stop_before_the_first_epoch_writes_nothing(tmp_path):
     data = write_class_folders(tmp_path / "faces", per_class=12)
     with pytest.raises(TrainingCancelled):
-        train(data, TrainConfig(epochs=3, batch_size=4, base_filters=8), tmp_path / "m.keras", should_stop=lambda: True)
+        train(data, TrainConfig(epochs=3, batch_size=4, base_filters=8, init="scratch"), tmp_path / "m.keras",
+              should_stop=lambda: True)
     assert not (tmp_path / "m.keras").exists()
 
 
 def test_more_than_two_classes_train_a_softmax(tmp_path):
     data = write_class_folders(tmp_path / "faces", per_class=8, classes=("angry", "happy", "sad"))
-    result = train(data, TrainConfig(epochs=1, batch_size=8, base_filters=8), tmp_path / "m.keras")
+    result = train(data, TrainConfig(epochs=1, batch_size=8, base_filters=8, init="scratch"), tmp_path / "m.keras")
     predictor = Predictor.load(result.model_path)
     assert predictor.class_names == ["angry", "happy", "sad"]
     scores = predictor.classify(np.zeros((2, 48, 48, 1), np.uint8))
@@ -113,5 +128,5 @@ def test_long_trainings_compile_with_xla_and_still_learn(tiny_dataset, tmp_path,
 
 
 def test_short_trainings_skip_the_xla_compile(tiny_dataset):
-    prepared = training.prepare_data(tiny_dataset, TrainConfig())
-    assert training.compiled_training(prepared, TrainConfig(epochs=2)).model.jit_compile is False
+    prepared = training.prepare_data(tiny_dataset, TrainConfig(init="scratch"))
+    assert training.compiled_training(prepared, TrainConfig(epochs=2, init="scratch")).model.jit_compile is False

@@ -1,0 +1,59 @@
+"""From an image file to face crops: the one path that training, evaluation and serving share.
+
+A photo is read upright at most PHOTO_MAX_SIDE pixels long (a 12 MP JPEG decodes at a quarter of its
+size), its faces are found, and each is cropped as the model expects. Whether to look for faces is
+decided the same way everywhere, by the face mode:
+
+- "auto": images of at most FACE_CROP_MAX_SIDE pixels (FER-2013's 48 x 48, say) already are face
+  crops and are used whole; larger images are photos, and their faces are detected.
+- "crop": always detect faces and crop them.
+- "none": the whole image is one face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emotion.faces import FaceBox, FaceDetector
+from emotion.images import ImageSource, read_image_reduced
+from emotion.preprocess import Preprocessing, face_pixels, whole_image_box
+
+FACE_MODES = ("auto", "crop", "none")
+PHOTO_MAX_SIDE = 1000  # pixels; faces over about 48 pixels stay over 48 pixels at this size
+FACE_CROP_MAX_SIDE = 160  # pixels; "auto" takes images no larger than this for face crops
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """A photo as read and its faces: boxes in `image` pixels, largest first, and the model input for each."""
+
+    image: np.ndarray  # upright RGB uint8, at most PHOTO_MAX_SIDE on its long side
+    scale: float  # original size / image size
+    boxes: list[FaceBox]
+    pixels: np.ndarray  # (faces, size, size, channels) uint8
+    detected: bool  # the boxes come from the face detector (else the whole image is the face)
+
+
+def find_boxes(image: np.ndarray, faces: str, detector: FaceDetector | None) -> tuple[list[FaceBox], bool]:
+    """The face boxes of an upright RGB image under a face mode, and whether the detector found them."""
+    if faces not in FACE_MODES:
+        raise ValueError(f"faces must be one of {FACE_MODES}, not {faces!r}")
+    if faces == "none" or (faces == "auto" and max(image.shape[:2]) <= FACE_CROP_MAX_SIDE):
+        return [whole_image_box(image)], False
+    return detector.detect(image), True
+
+
+def extract_faces(source: ImageSource, preprocessing: Preprocessing, faces: str = "auto",
+                  detector: FaceDetector | None = None, name: str | None = None) -> PhotoFaces:
+    """Read one image and crop its faces; raises `ImageError` when it cannot be read."""
+    image, scale = read_image_reduced(source, PHOTO_MAX_SIDE, name)
+    return faces_of_image(image, preprocessing, faces, detector, scale)
+
+
+def faces_of_image(image: np.ndarray, preprocessing: Preprocessing, faces: str = "auto",
+                   detector: FaceDetector | None = None, scale: float = 1.0) -> PhotoFaces:
+    """Crop the faces of an already decoded upright RGB image (a webcam frame, say)."""
+    boxes, detected = find_boxes(image, faces, detector)
+    return PhotoFaces(image, scale, boxes, face_pixels(image, boxes, preprocessing), detected)

@@ -1,0 +1,47 @@
+"""One path from an image file to face crops, for training, evaluation and serving alike."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion import datasets, photos
+from emotion.config import TrainConfig
+from emotion.faces import FaceDetector
+from emotion.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor.load()
+
+
+def test_a_photo_gives_the_same_face_crop_to_training_and_to_prediction(tmp_path, grace_hopper_path, predictor):
+    # A phone-sized photo: both paths read it reduced the same way before detecting and cropping.
+    big = tmp_path / "happy" / "portrait.jpg"
+    big.parent.mkdir()
+    Image.open(grace_hopper_path).resize((2400, 2812)).save(big, quality=95)
+    (tmp_path / "sad").mkdir()
+    shutil.copy(grace_hopper_path, tmp_path / "sad" / "small.jpg")
+    layout = datasets.open_dataset(tmp_path)
+    arrays = datasets.load_faces(layout.splits["train"], layout.class_names, predictor.preprocessing, "auto")
+    served = photos.extract_faces(big, predictor.preprocessing, "auto", predictor.detector)
+    assert served.detected and len(served.boxes) == 1
+    np.testing.assert_array_equal(arrays.pixels[0], served.pixels[0])
+    # ... and the predictor classifies exactly that crop.
+    face = predictor.predict_photo(big).predictions[0]
+    assert face.scores == pytest.approx(dict(zip(predictor.class_names, predictor.classify(served.pixels)[0])))
+
+
+def test_face_modes_mean_the_same_everywhere(grace_hopper_path):
+    detector, preprocessing = FaceDetector(), TrainConfig().preprocessing
+    portrait = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
+    crop = np.asarray(Image.open(grace_hopper_path).convert("RGB").resize((48, 48)))
+    assert photos.faces_of_image(portrait, preprocessing, "auto", detector).detected  # a photo: detect
+    assert not photos.faces_of_image(crop, preprocessing, "auto", detector).detected  # a face crop: whole
+    assert photos.faces_of_image(portrait, preprocessing, "none", detector).boxes[0].as_list() == [0, 0, 512, 600]
+    with pytest.raises(ValueError, match="faces must be one of"):
+        photos.find_boxes(portrait, "detect", detector)

@@ -1,0 +1,68 @@
+"""Transfer learning: a new head on a trained model's convolutional layers, chosen by `TrainConfig.init`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from conftest import tiny_training_config, write_class_folders
+from emotion import transfer
+from emotion.config import TrainConfig
+from emotion.export import check_parity, export_tflite
+from emotion.modelfile import BUNDLED_MODELS, load_bundle
+from emotion.predictor import Predictor
+from emotion.training import compiled_training, prepare_data, train
+
+
+@pytest.fixture(scope="module")
+def new_task(tmp_path_factory):
+    """A user's small dataset: other drawings than the base model saw, three classes."""
+    return write_class_folders(tmp_path_factory.mktemp("user") / "faces", per_class=16, seed=7,
+                               classes=("frown", "happy", "sad"))
+
+
+def test_training_starts_from_the_base_weights(tiny_training, new_task):
+    base_path = tiny_training[0].model_path
+    config = dataclasses.replace(tiny_training_config(), init=str(base_path))
+    setup = compiled_training(prepare_data(new_task, config), config)
+    base = load_bundle(base_path).model
+    started = setup.model.get_layer(transfer.BASE_NAME)
+    for name in ("stem_conv", "block4_conv2"):
+        for ours, theirs in zip(started.get_layer(name).get_weights(), base.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert not started.trainable  # frozen while the new head learns
+    assert setup.model.output_shape[-1] == 3 and setup.fine_tune_epochs == config.fine_tune_epochs
+
+
+def test_a_transferred_model_learns_saves_loads_and_exports(tiny_training, new_task, tmp_path):
+    base_path = tiny_training[0].model_path
+    config = dataclasses.replace(tiny_training_config(), init=str(base_path), epochs=6, fine_tune_epochs=2)
+    result = train(new_task, config, tmp_path / "mine.keras")
+    assert len(result.history["loss"]) == 8  # 6 with the base frozen, 2 fine-tuning it
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    metadata = json.loads(result.metadata_path.read_text())
+    assert metadata["init"] == metadata["config"]["init"] == str(base_path)  # what it was initialised from
+    bundle = load_bundle(result.model_path)
+    assert bundle.class_names == ["frown", "happy", "sad"]
+    assert check_parity(bundle, export_tflite(bundle)) <= 1e-4
+    assert Predictor.load(result.model_path).runtime.name == "litert"
+
+
+def test_auto_starts_small_datasets_from_the_seven_emotion_model():
+    if not BUNDLED_MODELS["emotions"].is_file():
+        pytest.skip("models/emotions.keras is not in this checkout")
+    small = transfer.resolve_init(TrainConfig(image_size=96, color_mode="rgb"), train_files=100)
+    assert small.init == "emotions"
+    assert (small.image_size, small.color_mode) == (48, "grayscale")  # the base's input, not the setting
+    assert transfer.resolve_init(TrainConfig(), train_files=20_000).init == "scratch"
+    assert transfer.resolve_init(TrainConfig(init="happy_sad"), train_files=100).init == "happy_sad"
+
+
+def test_an_unknown_base_is_a_clear_error(tmp_path):
+    from emotion.errors import ModelError
+
+    with pytest.raises(ModelError, match="no model file"):
+        transfer.resolve_init(TrainConfig(init=str(tmp_path / "missing.keras")), train_files=100)
