@@ -18,7 +18,9 @@ from tqdm import tqdm  # noqa: E402
 from emotion.config import LABEL_SOURCES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.photos import FACE_MODES  # noqa: E402
-from emotion.training import BatchProgress, EpochProgress, checkpoint_path, prepare_data, train  # noqa: E402
+from emotion.transfer import SCRATCH_MIN_FILES  # noqa: E402
+from emotion.training import (BatchProgress, EpochProgress, checkpoint_path, prepare_data, thin_classes,  # noqa: E402
+                             train)
 
 DEFAULTS = TrainConfig()
 
@@ -38,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto: detect the faces of photos, take images of at most 160 px for face crops; "
                         "crop: always detect; none: images already are faces")
     parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument("--init", default=DEFAULTS.init,
+                        help="where training starts: auto (the seven-emotion model for datasets under "
+                        f"{SCRATCH_MIN_FILES} images, else scratch), scratch, emotions, happy_sad, or a .keras path")
+    parser.add_argument("--fine-tune-epochs", type=int, default=DEFAULTS.fine_tune_epochs,
+                        help="with a base model: epochs that fine-tune its layers after the new head's")
     parser.add_argument("--classes", help="comma-separated class folders to train (default: all of them)")
     parser.add_argument("--labels", choices=LABEL_SOURCES, default=DEFAULTS.labels,
                         help="auto: crowd votes (ferplus_<split>.csv) when the dataset has them, else folders")
@@ -77,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                              image_size=args.image_size, color_mode=args.color_mode, val_split=args.val_split,
                              faces=args.faces, augment=not args.no_augment, seed=args.seed,
                              classes=tuple(name.strip() for name in (args.classes or "").split(",") if name.strip()),
-                             labels=args.labels, class_weighting=not args.no_class_weights)
+                             labels=args.labels, class_weighting=not args.no_class_weights, init=args.init,
+                             fine_tune_epochs=args.fine_tune_epochs)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -90,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
               f"images used: {summary['used']}")
         if summary["skipped"]:
             print(f"skipped {len(summary['skipped'])} unreadable file(s), e.g. {summary['skipped'][0]['reason']}")
+        for name, count in thin_classes(prepared).items():
+            print(f"warning: class {name!r} has only {count} usable image(s); add more (30 or more a class "
+                  "is a good start), or expect a model that guesses.")
         if summary["no_face"]:
             print(f"skipped {len(summary['no_face'])} photo(s) with no face found, e.g. {summary['no_face'][0]}")
         result = train(prepared, config, args.output, on_batch=progress.on_batch, on_epoch=progress.on_epoch)
@@ -101,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     except EmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"\nbest epoch {result.best_epoch} of {len(result.history['loss'])}; metrics on {result.evaluated_on}:")
+    print(f"\nstarted from: {result.init}; kept epoch {result.best_epoch} of {len(result.history['loss'])}; "
+          f"metrics on {result.evaluated_on}:")
     print(result.evaluation.format_table())
+    low, high = result.evaluation.accuracy_interval()
+    print(f"accuracy {result.evaluation.accuracy:.1%}, 95% interval {low:.1%} to {high:.1%} "
+          f"({result.evaluation.total} images: the fewer, the wider)")
     print(f"\nmodel:     {result.model_path}\nmetadata:  {result.metadata_path}\n"
           f"curves:    {result.curves_path}\nconfusion: {result.confusion_path}")
     return 0

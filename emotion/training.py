@@ -40,6 +40,7 @@ XLA_MIN_STEPS = 500
 FIXED_SCHEDULE_BELOW = 2000
 MIN_STEPS = 8  # an epoch has at least this many batches ...
 MIN_BATCH_SIZE = 16  # ... unless that would make them smaller than this
+FEW_IMAGES = 10  # usable images a class below which users are warned
 CHECKPOINT_SECONDS = 10  # on a fixed schedule, epochs take well under a second: save the checkpoint less often
 
 
@@ -85,6 +86,7 @@ class TrainResult:
     best_epoch: int
     stopped_by_user: bool
     summary: dict = field(default_factory=dict)
+    init: str = "scratch"  # where training started: scratch, a bundled model's name or a model path
 
 
 def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = None,
@@ -146,6 +148,14 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
     if labels == "votes":
         summary["unvoted"] = unvoted  # files the vote files do not cover, left out
     return PreparedData(class_names, train, val, loaded.get("test"), summary)
+
+
+def thin_classes(prepared: PreparedData) -> dict[str, int]:
+    """Classes with fewer than FEW_IMAGES usable images (training and validation together): too few to
+    learn from, or to trust a validation figure of. Class name -> images."""
+    used = prepared.summary["used"]
+    counts = {name: sum(split.get(name, 0) for split in (used["train"], used["val"])) for name in prepared.class_names}
+    return {name: count for name, count in counts.items() if count < FEW_IMAGES}
 
 
 def _chosen_classes(layout: datasets.DatasetLayout, config: TrainConfig) -> list[str]:
@@ -231,7 +241,7 @@ def train(
     checkpoint.remove()
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
-                       prepared.summary)
+                       prepared.summary, config.init)
 
 
 @dataclass

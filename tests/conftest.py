@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FER_VAL = PROJECT_ROOT.parent / "shared" / "data" / "fer2013-happy-sad" / "val"
+FER_ALL = PROJECT_ROOT.parent / "shared" / "data" / "fer2013"  # seven classes, with FER+ votes
 
 
 @pytest.fixture(scope="session")
