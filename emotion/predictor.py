@@ -25,6 +25,13 @@ PREDICT_FACE_MODES = ("auto", "none")  # detect every face, or treat the whole i
 PHOTO_MAX_SIDE = 1000  # pixels; photos are classified on a copy no larger than this
 
 
+def verdict(label: str, confidence: float, uncertain: bool) -> str:
+    """`happy 93%`, or `unsure (leans happy, 58%)` below the model's threshold: one wording for every output."""
+    if uncertain:
+        return f"unsure (leans {label}, {confidence:.0%})"
+    return f"{label} {confidence:.0%}"
+
+
 @dataclass(frozen=True)
 class FacePrediction:
     box: FaceBox  # pixels of the upright image
@@ -32,6 +39,10 @@ class FacePrediction:
     confidence: float  # calibrated probability of `label`
     scores: dict[str, float]  # calibrated probability of every class
     uncertain: bool = False  # confidence below the model's threshold: the label is only a lean
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.label, self.confidence, self.uncertain)
 
     def to_dict(self) -> dict:
         return {"box": self.box.as_list(), "label": self.label, "confidence": self.confidence,
