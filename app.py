@@ -25,7 +25,6 @@ from emotion.limits import MAX_DATASET_UPLOAD_BYTES, MAX_IMAGE_UPLOAD_BYTES
 from emotion.modelfile import DEFAULT_MODEL, load_bundle
 from emotion.preprocess import face_pixels
 from emotion.serving import Server, check_upload
-from emotion.training import BatchProgress, EpochProgress
 
 log = logging.getLogger("app")
 
@@ -104,11 +103,7 @@ class PhotoTab:
 
     def _classify(self, path: str, model: str | None, session_id: str, faces: str):
         check_upload(path, MAX_IMAGE_UPLOAD_BYTES, "photo")
-        session = self.server.sessions.get(session_id)
-        try:
-            predictor = self.server.predictor(session, model)
-        except ModelError as error:
-            raise ModelError(f"{error} Pick a bundled model meanwhile.") from error
+        predictor = self.server.predictor(self.server.sessions.get(session_id), model)
         return predictor, predictor.predict_photo(path, faces, name=Path(path).name)
 
 
@@ -182,23 +177,18 @@ class TrainTab:
         if display.few_images(prepared):
             gr.Warning(display.few_images(prepared))
         job = _errors_shown(session.start_training)(prepared, config, session.new_model_path(dataset))
+        last_status = 0.0
         try:
-            history, started, last_status = display.empty_history(), time.monotonic(), 0.0
             yield {self.status: "Training started.", self.loss_plot: None, self.accuracy_plot: None}
-            for event in job.events():
-                if isinstance(event, EpochProgress):
-                    display.add_epoch(history, event)
-                    yield {self.status: display.epoch_status(event, started),
-                           self.loss_plot: display.curve_frame(history, "loss"),
-                           self.accuracy_plot: display.curve_frame(history, "accuracy")}
-                elif isinstance(event, BatchProgress):
-                    done = (event.epoch - 1 + event.batch / event.batches) / event.epochs
-                    progress(done, desc=display.batch_status(event, started, done))
-                    if time.monotonic() - last_status > 1.0:
-                        last_status = time.monotonic()
-                        yield {self.status: display.batch_status(event, started, done)}
-                elif job.stopping:
-                    yield {self.status: "Stopping after this batch..."}
+            for status, history, done in display.training_updates(job):
+                if done is not None:  # a batch: the progress bar each time, the status once a second
+                    progress(done, desc=status)
+                    if time.monotonic() - last_status < 1.0:
+                        continue
+                    last_status = time.monotonic()
+                charts = {self.loss_plot: display.curve_frame(history, "loss"),
+                          self.accuracy_plot: display.curve_frame(history, "accuracy")} if history else {}
+                yield {self.status: status, **charts}
             result = _errors_shown(job.wait)()  # TrainingCancelled included: stopped before an epoch ended
         finally:
             session.end_training(job)  # a no-op after a normal end; ends the worker when the visitor has gone

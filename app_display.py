@@ -6,9 +6,11 @@ Plain functions of plain data (no Gradio), so each can be read and tested on its
 import re
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
+from emotion.jobs import TrainingJob
 from emotion.modelfile import BUNDLED_MODELS, ModelBundle
 from emotion.predictor import FacePrediction
 from emotion.training import BatchProgress, EpochProgress, PreparedData, TrainResult
@@ -48,13 +50,21 @@ def prediction_message(predictions: list[FacePrediction], whole_image: bool) -> 
 
 # Training progress.
 
-def empty_history() -> dict[str, list]:
-    return {"epoch": [], "loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
-
-
-def add_epoch(history: dict[str, list], event: EpochProgress) -> None:
-    for key in history:
-        history[key].append(getattr(event, key))
+def training_updates(job: TrainingJob) -> Iterator[tuple[str, dict | None, float | None]]:
+    """What to show of a training as it runs: (status line, the history so far when an epoch ended,
+    the share done after a batch), until the training ends."""
+    history = {"epoch": [], "loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
+    started = time.monotonic()
+    for event in job.events():
+        if isinstance(event, EpochProgress):
+            for key in history:
+                history[key].append(getattr(event, key))
+            yield epoch_status(event, started), history, None
+        elif isinstance(event, BatchProgress):
+            done = (event.epoch - 1 + event.batch / event.batches) / event.epochs
+            yield batch_status(event, started, done), None, done
+        elif job.stopping:
+            yield "Stopping after this batch...", None, None
 
 
 def curve_frame(history: dict, metric: str) -> pd.DataFrame:

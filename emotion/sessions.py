@@ -110,7 +110,7 @@ class Session:
                 self._job = None
 
     def new_model_path(self, dataset_path: Path | str) -> Path:
-        """`models/<dataset name>-<n>.keras` in this session's folder, never reused: loaded models are cached by path."""
+        """`models/<dataset name>-<n>.keras` in this session's folder, never reused (models are cached by path)."""
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(dataset_path).stem).strip("_")[:60] or "model"
         number = 1
         while (self.folder / "models" / f"{stem}-{number}.keras").exists() or f"{stem}-{number}" in self.models:
