@@ -147,6 +147,7 @@ class SessionStore:
 
     def __init__(self, root: Path | None = None, max_idle_seconds: float = MAX_IDLE_SECONDS,
                  on_close: Callable[[Session], None] | None = None):
+        self._own_root = root is None  # a temporary root of its own, removed by close_all()
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="emotion-sessions-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_idle_seconds = max_idle_seconds
@@ -199,11 +200,14 @@ class SessionStore:
         return [session.id for session in idle]
 
     def close_all(self) -> None:
+        """The server is stopping: stop the sweeper and close every session (and a temporary root)."""
         self.stop_sweeper()
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             self._close(session)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def start_sweeper(self, every_seconds: float = SWEEP_SECONDS) -> None:
         """Look for idle sessions every `every_seconds` in a background thread, until `stop_sweeper()`."""

@@ -204,8 +204,8 @@ def test_stop_without_a_training_says_so(page):
     assert "No training" in page.train.on_stop_click(request("idle"))[page.train.status]
 
 
-def test_about_panel_describes_the_bundled_model():
-    text = display.model_markdown(Server.load().predictors.default.bundle)
+def test_about_panel_describes_the_bundled_model(page):
+    text = display.model_markdown(page.server.predictors.default.bundle)
     assert "happy_sad.keras` (bundled)" in text and "Validation accuracy:" in text
 
 

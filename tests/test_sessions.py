@@ -60,6 +60,13 @@ def test_idle_sessions_expire_but_a_running_training_goes_on(tmp_path):
     assert busy._job is None and not busy.folder.exists()
 
 
+def test_a_store_with_its_own_root_removes_it_when_the_server_stops():
+    store = SessionStore()
+    store.get("alice")
+    store.close_all()
+    assert not store.root.exists()
+
+
 def test_the_sweeper_closes_idle_sessions_and_stops_when_asked(tmp_path):
     closed = []
     store = SessionStore(tmp_path, max_idle_seconds=0, on_close=lambda session: closed.append(session.id))
