@@ -67,8 +67,8 @@ def main() -> None:
         "BlazeFace short + full, merged (ours)": FaceDetector(("short", "full")).detect,
     }
     haar = haar_detector()
-    if haar:
-        detectors = {f"OpenCV {cv2.__version__} Haar (640 px)": haar}
+    if haar:  # a row beside BlazeFace's, never instead of them
+        detectors = {f"OpenCV {cv2.__version__} Haar (640 px)": haar, **detectors}
     print(f"{len(images)} photos from {args.folder}\n")
     print("| detector | photos with a face | faces found | median ms / photo |")
     print("| --- | ---: | ---: | ---: |")

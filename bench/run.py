@@ -14,6 +14,7 @@ import concurrent.futures
 import datetime
 import importlib.metadata
 import io
+import json
 import math
 import operator
 import os
@@ -358,13 +359,11 @@ def measure_running_app(process: subprocess.Popen, url: str, started: float, jpe
     measured.append(app_row(0, wait_until_served(process, url, started), "one launch"))
     progress(f"app: page served after {measured[0].median:.1f} s")
     connect_started = time.perf_counter()
-    # download_files=False: otherwise the client takes any answer dict with a string "path" (the
-    # predict_source record's file name) for a file to download, and fails with 403 Forbidden.
-    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    client = Client(url, verbose=False, analytics_enabled=False)  # the defaults, as the API page shows them
     measured.append(app_row(1, time.perf_counter() - connect_started, "once"))
 
     def predict():
-        return client.predict(handle_file(str(jpeg_path)), api_name="/predict")
+        return json.loads(client.predict(handle_file(str(jpeg_path)), api_name="/predict"))
 
     try:
         first_started = time.perf_counter()
@@ -393,18 +392,21 @@ def measure_load(url: str, jpeg_path: Path, quick: bool) -> Measurement:
     clients = LOAD_CLIENTS if not quick else 4
     zip_path = jpeg_path.with_name("dataset.zip")
     write_training_zip(zip_path)
-    trainer = Client(url, verbose=False, analytics_enabled=False, download_files=False)
-    training = trainer.submit(handle_file(str(zip_path)), 200, 16, 1e-3, True, "none", 48, api_name="/train")
-    while not any(" done in " in str(update[0]) for update in training.outputs()):
+    trainer = Client(url, verbose=False, analytics_enabled=False)
+    training = trainer.submit(handle_file(str(zip_path)), 200, 16, 1e-3, True, "none", 48, "scratch",
+                              api_name="/train")
+    outputs = [output["label"] for output in trainer.view_api(print_info=False, return_format="dict")[
+        "named_endpoints"]["/train"]["returns"]]
+    while not any(" done in " in str(dict(zip(outputs, update))["Status"]) for update in training.outputs()):
         time.sleep(0.2)  # predictions start once the training is past its first epoch
     progress(f"app: {clients} clients x {LOAD_PREDICTIONS_EACH} predictions during a training")
 
     def one_client(_: int) -> list[float]:
-        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        client = Client(url, verbose=False, analytics_enabled=False)
         seconds = []
         for _ in range(LOAD_PREDICTIONS_EACH):
             started = time.perf_counter()
-            result = client.predict(handle_file(str(jpeg_path)), api_name="/predict")
+            result = json.loads(client.predict(handle_file(str(jpeg_path)), api_name="/predict"))
             seconds.append(time.perf_counter() - started)
             if result.get("error") or len(result.get("faces", [])) != 1:
                 raise RuntimeError(f"a prediction under load failed: {result}")

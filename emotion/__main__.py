@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.images import is_image_path  # noqa: E402
 from emotion.photos import FACE_MODES  # noqa: E402
+from emotion.predictor import verdict  # noqa: E402
 
 
 FACES_HELP = ("auto: detect the faces of photos, take images of at most 160 px for face crops; "
@@ -75,16 +76,10 @@ def describe(record: dict) -> str:
         return f"{record['path']}: error: {record['error']}"
     if not record["faces"]:
         return f"{record['path']}: no face found (try --faces none if the image is a face crop)"
-    faces = [f"{verdict(face)} at {face['box']}" for face in record["faces"]]
+    faces = [f"{verdict(face['label'], face['confidence'], face.get('uncertain', False))} at {face['box']}"
+             for face in record["faces"]]
     noun = "face" if len(faces) == 1 else "faces"
     return f"{record['path']}: {len(faces)} {noun}: " + "; ".join(faces)
-
-
-def verdict(face: dict) -> str:
-    """`happy 93%`, or `unsure (leans happy, 58%)` for a face below the model's confidence threshold."""
-    if face.get("uncertain"):
-        return f"unsure (leans {face['label']}, {face['confidence']:.0%})"
-    return f"{face['label']} {face['confidence']:.0%}"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""Drawing predictions onto a photo: one box per face, coloured by label, with label and confidence."""
+"""Drawing predictions onto a photo: one box per face, coloured by label, with label and confidence.
+
+An uncertain face is drawn in neutral grey with "unsure (leans happy, 58%)", never as a confident label.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from emotion.predictor import FacePrediction
 
 # Colour-blind-safe pair (Okabe-Ito orange and blue) for the usual two labels; others cycle.
 LABEL_COLORS = {"happy": (230, 159, 0), "sad": (0, 114, 178)}
-OTHER_COLORS = [(0, 158, 115), (204, 121, 167), (213, 94, 0), (86, 180, 233), (240, 228, 66), (120, 120, 120)]
+UNSURE_COLOR = (120, 120, 120)  # neutral grey: no label's colour for a face the model is unsure of
+HIGHLIGHT_COLOR = (255, 255, 255)  # the outline around a face the visitor picked in the table or gallery
+OTHER_COLORS = [(0, 158, 115), (204, 121, 167), (213, 94, 0), (86, 180, 233), (240, 228, 66)]
 
 
 def label_color(label: str, class_names: list[str]) -> tuple[int, int, int]:
@@ -20,18 +25,30 @@ def label_color(label: str, class_names: list[str]) -> tuple[int, int, int]:
     return OTHER_COLORS[index % len(OTHER_COLORS)]
 
 
-def draw_predictions(image: np.ndarray, predictions: list[FacePrediction], class_names: list[str]) -> np.ndarray:
-    """A copy of the RGB uint8 `image` with each face's box and "label 93%" drawn on it."""
+def box_color(prediction: FacePrediction, class_names: list[str]) -> tuple[int, int, int]:
+    return UNSURE_COLOR if prediction.uncertain else label_color(prediction.label, class_names)
+
+
+def draw_predictions(image: np.ndarray, predictions: list[FacePrediction], class_names: list[str],
+                     highlight: int | None = None) -> np.ndarray:
+    """A copy of the RGB uint8 `image` with each face's box and "label 93%" drawn on it.
+
+    The face at index `highlight` gets a white outline around its box as well.
+    """
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     # Line and text scale with the photo so they stay readable on a phone photo and a thumbnail.
     line_width = max(2, round(max(canvas.size) / 300))
     font = ImageFont.load_default(size=max(12, round(max(canvas.size) / 40)))
-    for prediction in predictions:
+    for index, prediction in enumerate(predictions):
         box = prediction.box
-        color = label_color(prediction.label, class_names)
+        color = box_color(prediction, class_names)
         draw.rectangle([box.x, box.y, box.x + box.width - 1, box.y + box.height - 1], outline=color, width=line_width)
-        text = f"{prediction.label} {prediction.confidence:.0%}"
+        if index == highlight:
+            draw.rectangle([box.x - line_width, box.y - line_width, box.x + box.width - 1 + line_width,
+                            box.y + box.height - 1 + line_width], outline=HIGHLIGHT_COLOR, width=line_width)
+        text = prediction.verdict
+        text = text[:1].upper() + text[1:] if prediction.uncertain else text  # "Unsure (leans happy, 58%)"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         text_width, text_height = right - left, bottom - top
         pad = max(2, line_width)

@@ -52,6 +52,11 @@ class TrainingJob:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def done(self) -> bool:
+        """True once the worker has ended (or when it never started)."""
+        return self._thread is None or not self._thread.is_alive()
+
     def events(self, poll_seconds: float = 0.5) -> Iterator[TrainingEvent]:
         """Progress events until training ends; `None` every `poll_seconds` without news."""
         while True:

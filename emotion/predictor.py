@@ -22,6 +22,13 @@ from emotion.photos import PhotoFaces, extract_faces, faces_of_image
 from emotion.runtime import load_runtime
 
 
+def verdict(label: str, confidence: float, uncertain: bool) -> str:
+    """`happy 93%`, or `unsure (leans happy, 58%)` below the model's threshold: one wording for every output."""
+    if uncertain:
+        return f"unsure (leans {label}, {confidence:.0%})"
+    return f"{label} {confidence:.0%}"
+
+
 @dataclass(frozen=True)
 class FacePrediction:
     box: FaceBox  # pixels of the upright image
@@ -29,6 +36,10 @@ class FacePrediction:
     confidence: float  # calibrated probability of `label`
     scores: dict[str, float]  # calibrated probability of every class
     uncertain: bool = False  # confidence below the model's threshold: the label is only a lean
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.label, self.confidence, self.uncertain)
 
     def to_dict(self) -> dict:
         return {"box": self.box.as_list(), "label": self.label, "confidence": self.confidence,

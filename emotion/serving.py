@@ -1,86 +1,22 @@
-"""What a server needs to serve many visitors: a private folder per session, and loaded models.
+"""Serving many visitors: loaded models shared by all (each loaded once), uploads checked, one `Server`.
 
-Nothing here knows about Gradio; the web app maps its session ids onto these.
+Nothing here knows about Gradio; each visitor's own state lives in `emotion.sessions`.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 
-from emotion.modelfile import load_bundle
+from emotion.errors import EmotionError, ModelError
+from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
+from emotion.modelfile import BUNDLED_MODELS, DEFAULT_MODEL, load_bundle, resolve_model_path
 from emotion.predictor import Predictor
+from emotion.sessions import Session, SessionStore
 
 log = logging.getLogger(__name__)
-
-
-class SessionFolders:
-    """One temporary folder per session under a private root; removed on close or after idling."""
-
-    def __init__(self, root: Path | None = None, max_idle_seconds: float = 2 * 3600):
-        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="emotion-sessions-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.max_idle_seconds = max_idle_seconds
-        self._last_seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def folder(self, session_id: str) -> Path:
-        """The session's folder, created on first use; marks the session as active."""
-        if not session_id or not session_id.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"not a usable session id: {session_id!r}")
-        with self._lock:
-            self._last_seen[session_id] = time.monotonic()
-            path = self.root / session_id
-            path.mkdir(exist_ok=True)
-            return path
-
-    def session_of(self, path: Path | str) -> str | None:
-        """The session whose folder holds `path`, or None for a path outside every session's folder."""
-        try:
-            parts = Path(path).resolve().relative_to(self.root.resolve()).parts
-        except ValueError:
-            return None
-        return parts[0] if parts else None
-
-    def touch(self, path: Path | str) -> None:
-        """Mark the session whose folder holds `path` as active (its model is in use); other paths are ignored."""
-        session_id = self.session_of(path)
-        with self._lock:
-            if session_id in self._last_seen:
-                self._last_seen[session_id] = time.monotonic()
-
-    def owns(self, session_id: str, path: Path | str) -> bool:
-        """True when `path` lies inside the session's own folder."""
-        return self.session_of(path) == session_id
-
-    def close(self, session_id: str) -> None:
-        """Delete the session's folder and everything in it."""
-        with self._lock:
-            self._last_seen.pop(session_id, None)
-        shutil.rmtree(self.root / session_id, ignore_errors=True)
-
-    def expire(self, keep: set[str] = frozenset()) -> list[str]:
-        """Close sessions idle for longer than `max_idle_seconds` (visitors who never said goodbye).
-
-        Sessions in `keep` (busy ones, such as a long training) stay. Returns the sessions closed.
-        """
-        now = time.monotonic()
-        with self._lock:
-            idle = [session for session, seen in self._last_seen.items()
-                    if now - seen > self.max_idle_seconds and session not in keep]
-        for session in idle:
-            log.info("session %s expired", session)
-            self.close(session)
-        return idle
-
-    def sessions(self) -> list[str]:
-        with self._lock:
-            return sorted(self._last_seen)
 
 
 class PredictorCache:
@@ -92,10 +28,12 @@ class PredictorCache:
         self._lock = threading.Lock()
 
     def get(self, model_path: Path | str | None) -> Predictor:
-        """The predictor for `model_path`, loading it on first use; the default for None."""
+        """The predictor for a bundled model's name or a model path, loading it on first use; the default for None."""
         if model_path is None:
             return self.default
-        key = str(Path(model_path).resolve())
+        key = str(resolve_model_path(model_path).resolve())
+        if key == str(self.default.bundle.path.resolve()):
+            return self.default
         with self._lock:
             if key in self._predictors:
                 self._predictors.move_to_end(key)
@@ -114,3 +52,64 @@ class PredictorCache:
         with self._lock:
             for key in [key for key in self._predictors if Path(key).is_relative_to(folder)]:
                 del self._predictors[key]
+
+
+class UploadRefused(EmotionError):
+    """An upload is missing or over its size limit; refused before it is read."""
+
+
+def check_upload(path: Path | str | None, limit: int, what: str) -> None:
+    """Raise `UploadRefused` when there is no file at `path` or it is larger than `limit` bytes."""
+    if not path or not Path(path).is_file():
+        raise UploadRefused(f"Send an {what} file." if what[0] in "aeiou" else f"Send a {what} file.")
+    size = Path(path).stat().st_size
+    if size > limit:
+        raise UploadRefused(f"This {what} is {size / 1024**2:.1f} MB, over the {limit // 1024**2} MB limit. "
+                            "Use a smaller file.")
+
+
+class Server:
+    """What a server holds for all its visitors: the loaded models, and every visitor's `Session`."""
+
+    def __init__(self, model: Path | str | None = None, sessions_root: Path | None = None):
+        default = Predictor.load(model).warm_up()
+        self.predictors = PredictorCache(default)
+        self.sessions = SessionStore(sessions_root, on_close=lambda session: self.predictors.forget_under(
+            session.folder))
+        # The models every visitor may pick: the served default first, then the bundled ones present.
+        self.models = {default.bundle.path.stem: default.bundle.path}
+        self.models |= {name: path for name, path in BUNDLED_MODELS.items() if path.is_file()}
+
+    @classmethod
+    def load(cls, model: Path | str | None = None, sessions_root: Path | None = None) -> "Server":
+        """A server on `model`, or on the bundled model (logged) when that one cannot be loaded."""
+        if model:
+            try:
+                return cls(model, sessions_root)
+            except ModelError as error:
+                log.error("%s Starting with the bundled model instead.", error)
+        return cls(None, sessions_root)
+
+    def model_choices(self, session: Session) -> list[str]:
+        """What this visitor may pick: the server's models, then those they trained."""
+        return [*self.models, *session.models]
+
+    def predictor(self, session: Session, choice: str | None = None) -> Predictor:
+        """The predictor for one of `model_choices(session)`; the default for None. Raises `ModelError`."""
+        if not choice:
+            return self.predictors.default
+        path = self.models.get(choice) or session.models.get(choice)
+        if path is None:
+            raise ModelError(f"no model named {choice!r} here; pick one of {', '.join(self.model_choices(session))}.")
+        return self.predictors.get(path)
+
+    def predict_record(self, path: Path | str | None, name: str, model: str = DEFAULT_MODEL) -> dict:
+        """The `predict --json` record of one uploaded image with a bundled model; every failure in "error"."""
+        try:
+            check_upload(path, MAX_IMAGE_UPLOAD_BYTES, "image")
+            if model not in BUNDLED_MODELS or model not in self.models:
+                raise ModelError(f"no bundled model named {model!r} on this server; use one of "
+                                 f"{', '.join(choice for choice in self.models if choice in BUNDLED_MODELS)}.")
+            return self.predictors.get(model).predict_source(path, name=name)
+        except EmotionError as error:
+            return {"path": name, "faces": [], "error": str(error)}

@@ -100,33 +100,36 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_app(emotion_app, **build_options):
-    """`emotion_app` behind the web UI, launched in this process as `python app.py` launches it."""
+def launch_app(server, **options):
+    """The web app on `server`, launched in this process by the function `python app.py` uses."""
     import app as web
 
-    demo = web.build_demo(emotion_app, **build_options)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                        **web.LAUNCH_OPTIONS)
-    return demo
+    return web.launch(server, block=False, server_name="127.0.0.1", server_port=free_port(), quiet=True, **options)
 
 
 def api_client(url: str):
-    """A gradio_client session (one per visitor). The /predict result has a "path" key, which the
-    client would otherwise take for a file to download."""
+    """A gradio_client session (one per visitor), with the client's defaults as the API page shows them."""
     from gradio_client import Client
 
-    return Client(url, verbose=False, download_files=False)
+    return Client(url, verbose=False)
+
+
+def named_outputs(client, api_name: str, values) -> dict:
+    """An endpoint's outputs by the names the API page gives them, as the client returns them in order."""
+    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"][api_name]["returns"]
+    return {output["label"]: value for output, value in zip(returns, values)}
 
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """The web app with private session folders, and its server-side state for tests to inspect."""
-    import app as web
+    from emotion.serving import Server
 
-    emotion_app = web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions"))
-    demo = launch_app(emotion_app)
-    yield SimpleNamespace(url=demo.local_url, app=emotion_app)
-    demo.close()
+    server = Server(sessions_root=tmp_path_factory.mktemp("sessions"))
+    app = launch_app(server)
+    yield SimpleNamespace(url=app.demo.local_url, server=server, app=app)
+    app.demo.close()
+    server.sessions.close_all()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The web app's handlers as plain functions: what each returns, the no-face path, errors as gr.Error."""
+"""The web app's handlers as plain functions: what each tab shows, and errors as gr.Error."""
 
 from __future__ import annotations
 
@@ -13,16 +13,25 @@ import pytest
 from PIL import Image
 
 import app as web
+import app_display as display
 from conftest import write_dataset_zip
 from emotion import training
-from emotion.annotate import LABEL_COLORS
+from emotion.annotate import HIGHLIGHT_COLOR, LABEL_COLORS, UNSURE_COLOR, draw_predictions
+from emotion.faces import FaceBox
 from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
+from emotion.modelfile import BUNDLED_MODELS
+from emotion.predictor import FacePrediction
+from emotion.serving import Server
+
+EMOTIONS_PRESENT = BUNDLED_MODELS["emotions"].is_file()
 
 
 @pytest.fixture(scope="module")
-def emotion_app(tmp_path_factory):
-    return web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions"))
+def page(tmp_path_factory):
+    server = Server(sessions_root=tmp_path_factory.mktemp("sessions"))
+    yield web.EmotionApp(server)
+    server.sessions.close_all()
 
 
 def request(session: str = "visitor1"):
@@ -38,40 +47,51 @@ def dataset_zip(tmp_path_factory) -> Path:
     return write_dataset_zip(tmp_path_factory.mktemp("zip"))
 
 
-def test_photo_with_a_face_gets_a_box_a_label_and_a_table_row(emotion_app, grace_hopper_path):
-    annotated, scores, table, message, whole_image_button = emotion_app.on_photo_change(str(grace_hopper_path), None)
+def test_photo_with_a_face_gets_a_box_a_label_a_crop_and_a_table_row(page, grace_hopper_path):
+    tab = page.upload
+    shown = tab.on_photo_change(str(grace_hopper_path), "happy_sad", request())
 
     original = read_image(grace_hopper_path)
+    annotated, table = shown[tab.annotated], shown[tab.table]
     assert annotated.shape == original.shape
-    assert not np.array_equal(annotated, original), "the box must be drawn on the photo"
-    assert set(scores) == {"happy", "sad"} and sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert set(shown[tab.scores]) == {"happy", "sad"}
     assert len(table) == 1 and table.iloc[0]["label"] in ("happy", "sad")
     # The box is drawn in the colour of its label, where the face is.
     x, y, width, height = (int(table.iloc[0][key]) for key in ("x", "y", "width", "height"))
-    color = LABEL_COLORS[table.iloc[0]["label"]]
-    left_edge = annotated[y + height // 2, x]
-    assert tuple(int(c) for c in left_edge) == color
-    assert "One face found" in message
-    assert whole_image_button["visible"] is False
+    assert tuple(int(c) for c in annotated[y + height // 2, x]) == LABEL_COLORS[table.iloc[0]["label"]]
+    # The face as the model saw it: its 48 x 48 grayscale input, captioned with its label.
+    (crop, caption), = shown[tab.crops]
+    assert crop.shape == (48, 48) and caption.startswith(table.iloc[0]["label"])
+    assert "One face found" in shown[tab.message]
+    assert shown[tab.whole_image]["visible"] is False
+
+    # Clicking the row (or the crop) outlines that face's box in white.
+    highlighted = tab.on_face_select(shown[tab.shown], SimpleNamespace(index=[0, 1]))[tab.annotated]
+    line = max(2, round(max(original.shape[:2]) / 300))
+    assert tuple(int(c) for c in highlighted[y + height // 2, x - line]) == HIGHLIGHT_COLOR
+    assert tuple(int(c) for c in annotated[y + height // 2, x - line]) != HIGHLIGHT_COLOR
 
 
-def test_photo_without_a_face_says_so_and_offers_the_whole_image(emotion_app, tmp_path):
+def test_photo_without_a_face_says_so_and_offers_the_whole_image(page, tmp_path):
     path = tmp_path / "sky.png"
     gradient = np.linspace(0, 255, 320 * 240, dtype=np.float32).reshape(240, 320)
     Image.fromarray(gradient.astype(np.uint8)).convert("RGB").save(path)
+    tab = page.upload
 
-    _, scores, table, message, whole_image_button = emotion_app.on_photo_change(str(path), None)
-    assert "No face found" in message and scores is None and len(table) == 0
-    assert whole_image_button["visible"] is True
+    shown = tab.on_photo_change(str(path), "happy_sad", request())
+    assert "No face found" in shown[tab.message] and shown[tab.scores] is None and len(shown[tab.table]) == 0
+    assert shown[tab.whole_image]["visible"] is True and shown[tab.crops] == []
 
-    _, scores, table, message, _ = emotion_app.on_whole_image_click(str(path), None)
-    assert len(table) == 1 and set(scores) == {"happy", "sad"}
-    assert message.startswith("Whole image")
+    shown = tab.on_whole_image_click(str(path), "happy_sad", request())
+    assert len(shown[tab.table]) == 1 and set(shown[tab.scores]) == {"happy", "sad"}
+    assert shown[tab.message].startswith("Whole image")
 
 
-def test_cleared_photo_clears_the_results(emotion_app):
-    annotated, scores, table, message, _ = emotion_app.on_photo_change(None, None)
-    assert annotated is None and scores is None and len(table) == 0 and message == ""
+def test_cleared_photo_clears_the_results(page):
+    tab = page.webcam
+    shown = tab.on_photo_change(None, "happy_sad", request())
+    assert shown[tab.annotated] is None and shown[tab.scores] is None and len(shown[tab.table]) == 0
+    assert shown[tab.message] == "" and shown[tab.crops] == []
 
 
 @pytest.mark.parametrize("kind, expected", [
@@ -79,127 +99,117 @@ def test_cleared_photo_clears_the_results(emotion_app):
     ("pdf", "photo.jpg: not an image"),
     ("truncated", "photo.jpg: the image is corrupt or truncated"),
 ])
-def test_bad_files_raise_a_clear_gradio_error(emotion_app, tmp_path, grace_hopper_path, kind, expected):
+def test_bad_files_raise_a_clear_gradio_error(page, tmp_path, grace_hopper_path, kind, expected):
     contents = {"empty": b"", "pdf": b"%PDF-1.4 not really a photo",
                 "truncated": grace_hopper_path.read_bytes()[:5000]}
     path = tmp_path / "photo.jpg"
     path.write_bytes(contents[kind])
     with pytest.raises(gr.Error, match=expected):
-        emotion_app.on_photo_change(str(path), None)
+        page.upload.on_photo_change(str(path), "happy_sad", request())
 
 
-def test_a_photo_over_the_upload_limit_is_refused_before_decoding(emotion_app, tmp_path):
+def test_a_photo_over_the_upload_limit_is_refused_before_decoding(page, tmp_path):
     path = tmp_path / "huge.jpg"
     with path.open("wb") as file:
         file.truncate(MAX_IMAGE_UPLOAD_BYTES + 1)
     with pytest.raises(gr.Error, match="over the 20 MB limit"):
-        emotion_app.on_photo_change(str(path), None)
+        page.upload.on_photo_change(str(path), "happy_sad", request())
 
 
-def test_api_predict_returns_the_command_line_json_object(emotion_app, grace_hopper_path):
-    result = emotion_app.on_api_predict(str(grace_hopper_path))
-    assert result["path"] == "grace_hopper.jpg" and result["error"] is None
-    face = result["faces"][0]
-    assert set(face) == {"box", "label", "confidence", "uncertain", "scores"} and len(face["box"]) == 4
+def test_an_uncertain_face_is_unsure_in_grey_never_a_confident_label():
+    box = FaceBox(20, 30, 60, 60)
+    unsure = FacePrediction(box, "happy", 0.58, {"happy": 0.58, "sad": 0.42}, uncertain=True)
+    image = np.full((120, 120, 3), 128, np.uint8)
+    drawn = draw_predictions(image, [unsure], ["happy", "sad"])
+    assert tuple(int(c) for c in drawn[box.y + 30, box.x]) == UNSURE_COLOR
+    assert display.faces_frame([unsure]).iloc[0]["label"] == "Unsure (leans happy, 58%)"
+    message = display.prediction_message([unsure], whole_image=False)
+    assert "Unsure (leans happy, 58%)" in message and "looks **happy**" not in message
 
 
-def test_api_predict_reports_an_unreadable_file_in_error(emotion_app, tmp_path):
-    path = tmp_path / "notes.jpg"
-    path.write_text("shopping list")
-    result = emotion_app.on_api_predict(str(path))
-    assert result["faces"] == [] and "not an image" in result["error"]
+@pytest.mark.skipif(not EMOTIONS_PRESENT, reason="models/emotions.keras is not in this checkout")
+def test_the_model_picker_switches_this_tab_to_the_emotions_model_and_about_follows(page, grace_hopper_path):
+    shown = page.upload.on_photo_change(str(grace_hopper_path), "emotions", request("picker"))
+    assert set(shown[page.upload.scores]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+
+    followed = page.about.on_model_select("emotions", request("picker"))
+    assert "emotions.keras` (bundled)" in followed[page.about.about]
+    assert followed[page.webcam.model] == "emotions"  # the other tab's picker follows
+    assert page.server.sessions.get("picker").model == "emotions"
 
 
-def test_dataset_upload_shows_counts_and_thumbnails_before_training(emotion_app, dataset_zip):
-    markdown, thumbnails, start_button = emotion_app.on_dataset_change(str(dataset_zip), "auto", 48, request(),
-                                                                       progress=no_progress)
-    assert "| happy | 17 | 3 |" in markdown and "| sad | 17 | 3 |" in markdown  # train / validation split
-    assert len(thumbnails) == 2 * web.THUMBNAILS_PER_CLASS
-    assert {caption for _, caption in thumbnails} == {"happy", "sad"}
-    assert start_button["interactive"] is True
+def test_an_unknown_model_choice_is_a_message(page, grace_hopper_path):
+    with pytest.raises(gr.Error, match="no model named 'mine'"):
+        page.upload.on_photo_change(str(grace_hopper_path), "mine", request())
 
 
-def test_a_file_that_is_not_a_zip_gets_a_clear_message(emotion_app, tmp_path):
+def test_dataset_upload_shows_counts_and_faces_and_rescans_when_the_image_size_changes(page, dataset_zip):
+    tab = page.train
+    shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, request(), progress=no_progress)
+    assert "| happy | 17 | 3 |" in shown[tab.summary] and "| sad | 17 | 3 |" in shown[tab.summary]
+    assert len(shown[tab.thumbnails]) == 2 * display.THUMBNAILS_PER_CLASS
+    assert {caption for _, caption in shown[tab.thumbnails]} == {"happy", "sad"}
+    assert shown[tab.thumbnails][0][0].shape == (48, 48) and shown[tab.start]["interactive"] is True
+
+    rescanned = tab.on_dataset_change(str(dataset_zip), "auto", 64, request(), progress=no_progress)
+    assert rescanned[tab.thumbnails][0][0].shape == (64, 64)  # the preview is what training will see
+    assert "Warning" not in rescanned[tab.summary]
+
+
+def test_a_class_with_few_images_is_warned_about_before_training(page, tmp_path):
+    shown = page.train.on_dataset_change(str(write_dataset_zip(tmp_path, per_class=6)), "auto", 48,
+                                         request("few"), progress=no_progress)
+    assert "**Warning:** Few usable images for happy (6), sad (6)" in shown[page.train.summary]
+
+
+def test_a_file_that_is_not_a_zip_gets_a_clear_message(page, tmp_path):
     path = tmp_path / "dataset.zip"
     path.write_text("not a zip")
     with pytest.raises(gr.Error, match="not a zip file"):
-        emotion_app.on_dataset_change(str(path), "auto", 48, request(), progress=no_progress)
+        page.train.on_dataset_change(str(path), "auto", 48, request(), progress=no_progress)
 
 
-def test_training_streams_each_epoch_then_offers_the_model(emotion_app, dataset_zip):
-    updates = list(emotion_app.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, request("trainer"),
-                                              progress=no_progress))
-    epoch_updates = [update for update in updates if isinstance(update[1], type(web._curve_frame(
-        {"epoch": [], "loss": [], "val_loss": []}, "loss"))) and len(update[1])]
-    assert [len(update[1]) for update in epoch_updates] == [2, 4]  # training + validation points per epoch
-    status, _, _, metrics, confusion, curves, files, use_button, model_path = updates[-1]
-    assert status.startswith("**Done.**") and "accuracy" in metrics.lower()
-    assert Path(confusion).is_file() and Path(curves).is_file()
-    assert sorted(Path(file).suffix for file in files) == [".json", ".keras", ".tflite"]
-    assert use_button["visible"] is True
-    assert emotion_app.sessions.owns("trainer", model_path)
+def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page, dataset_zip, grace_hopper_path):
+    tab = page.train
+    updates = list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", request("owner"),
+                                      progress=no_progress))
+    charts = [update[tab.loss_plot] for update in updates if update.get(tab.loss_plot) is not None]
+    assert [len(chart) for chart in charts] == [2, 4]  # training + validation points, growing each epoch
+    final = updates[-1]
+    assert final[tab.status].startswith("**Done.**")
+    assert "Validation accuracy" in final[tab.metrics] and "95% interval" in final[tab.metrics]
+    assert Path(final[tab.confusion]).is_file() and Path(final[tab.curves]).is_file()
+    assert sorted(Path(file).suffix for file in final[tab.files]) == [".json", ".keras", ".tflite"]
+    name = Path(final[tab.files][0]).stem
 
+    ended = page.about.on_training_end(request("owner"))
+    assert ended[tab.use_button]["visible"] is True and name in ended[page.upload.model]["choices"]
+    used = page.about.on_use_model_click(request("owner"))
+    assert f"`{name}.keras`" in used[page.about.about] and "this browser tab" in used[tab.message]
+    assert used[page.webcam.model]["value"] == name
+    shown = page.upload.on_photo_change(str(grace_hopper_path), name, request("owner"))
+    assert len(shown[page.upload.table]) == 1
 
-def test_a_trained_model_is_used_only_in_the_session_that_trained_it(emotion_app, dataset_zip, grace_hopper_path):
-    updates = list(emotion_app.on_train_click(str(dataset_zip), 1, 16, 3e-3, False, "auto", 48, request("owner"),
-                                              progress=no_progress))
-    model_path = updates[-1][-1]
     with pytest.raises(gr.Error, match="Train a model"):
-        emotion_app.on_use_model_click(model_path, request("stranger"))
+        page.about.on_use_model_click(request("stranger"))
+    with pytest.raises(gr.Error, match=f"no model named '{name}'"):
+        page.upload.on_photo_change(str(grace_hopper_path), name, request("stranger"))
 
-    active, about, message = emotion_app.on_use_model_click(model_path, request("owner"))
-    assert active == model_path and Path(model_path).name in about and "this browser tab" in message
-    # The session's model path lives in its gr.State; the default stays the bundled model.
-    assert emotion_app.predictors.get(active) is not emotion_app.predictors.get(None)
-
-    emotion_app.on_page_unload(request("owner"))
-    assert not Path(model_path).exists()
+    model_path = Path(final[tab.files][0])
+    page.on_page_unload(request("owner"))
+    assert not model_path.exists() and "owner" not in page.server.sessions.ids()
 
 
-def test_stop_without_a_training_says_so(emotion_app):
-    assert "No training" in emotion_app.on_stop_click(request("idle"))
+def test_stop_without_a_training_says_so(page):
+    assert "No training" in page.train.on_stop_click(request("idle"))[page.train.status]
 
 
-def test_about_panel_describes_the_bundled_model(emotion_app):
-    text = web._model_markdown(emotion_app.predictors.default.bundle)
-    assert "happy_sad.keras" in text and "(bundled)" in text and "Validation accuracy:" in text
+def test_about_panel_describes_the_bundled_model(page):
+    text = display.model_markdown(page.server.predictors.default.bundle)
+    assert "happy_sad.keras` (bundled)" in text and "Validation accuracy:" in text
 
 
-def test_a_broken_chosen_model_falls_back_to_the_bundled_one(tmp_path, caplog):
-    broken = tmp_path / "mine.keras"
-    broken.write_bytes(b"not a model")
-    (tmp_path / "mine.json").write_text('{"class_names": ["happy", "sad"], "preprocessing": '
-                                        '{"image_size": 48, "color_mode": "grayscale", "face_margin": 0.1}}')
-    app = web.load_app(str(broken))
-    assert app.predictors.default.bundle.path.name == "happy_sad.keras"
-    assert "could not be loaded" in caplog.text and "bundled model instead" in caplog.text
-
-
-def test_a_session_model_that_breaks_gives_a_message_not_a_crash(emotion_app, tmp_path, grace_hopper_path):
-    missing = tmp_path / "gone.keras"
-    with pytest.raises(gr.Error, match="not found.*bundled model"):
-        emotion_app.on_photo_change(str(grace_hopper_path), str(missing))
-
-
-def test_idle_sessions_lose_their_files_and_data_but_a_running_training_goes_on(dataset_zip, tmp_path):
-    app = web.EmotionApp(sessions_root=tmp_path / "sessions", sweep_seconds=None)
-    app.on_dataset_change(str(dataset_zip), "auto", 48, request("idle"), progress=no_progress)
-    updates = app.on_train_click(str(dataset_zip), 200, 16, 3e-3, False, "auto", 48, request("busy"),
-                                 progress=no_progress)
-    next(update for update in updates if " done in " in str(update[0]))  # an epoch in, still training
-    idle_folder, busy_folder = app.sessions.root / "idle", app.sessions.root / "busy"
-    assert idle_folder.is_dir() and busy_folder.is_dir()
-
-    app.sessions.max_idle_seconds = 0  # as if both visitors went quiet hours ago
-    app.close_idle_sessions()
-    assert not idle_folder.exists() and "idle" not in app._prepared
-    assert busy_folder.is_dir() and "busy" in app.jobs
-
-    app.on_stop_click(request("busy"))
-    assert list(updates)[-1][0].startswith("**Done.** Stopped by you")
-
-
-def test_stop_ends_the_training_and_frees_its_model(emotion_app, dataset_zip, monkeypatch):
+def test_stop_ends_a_200_epoch_training_and_frees_its_model(page, dataset_zip, monkeypatch):
     built, real_build_model = [], training.build_model
 
     def build_model(*args, **kwargs):
@@ -208,14 +218,15 @@ def test_stop_ends_the_training_and_frees_its_model(emotion_app, dataset_zip, mo
         return model
 
     monkeypatch.setattr(training, "build_model", build_model)
-    updates = emotion_app.on_train_click(str(dataset_zip), 200, 16, 3e-3, False, "auto", 48, request("stopper"),
-                                         progress=no_progress)
+    tab = page.train
+    updates = tab.on_train_click(str(dataset_zip), 200, 32, 3e-3, False, "auto", 48, "scratch", request("stopper"),
+                                 progress=no_progress)
     for update in updates:
-        if " done in " in str(update[0]):
-            emotion_app.on_stop_click(request("stopper"))
-    assert update[0].startswith("**Done.** Stopped by you")
+        if " done in " in update.get(tab.status, ""):
+            assert "Stopping" in tab.on_stop_click(request("stopper"))[tab.status]
+    assert update[tab.status].startswith("**Done.** Stopped by you")
     del update, updates
 
     gc.collect()
     assert len(built) == 1 and built[0]() is None, "the stopped training's model (and its optimizer) stays in memory"
-    assert "stopper" not in emotion_app.jobs
+    assert page.server.sessions.get("stopper").job is None

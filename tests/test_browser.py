@@ -1,4 +1,4 @@
-"""The page in a real browser: classify an uploaded photo, train a tiny model, switch to it.
+"""The page in a real browser: classify an uploaded photo, train a tiny model, switch to it with the picker.
 
 Launches the app in-process and drives Debian's Chromium through Playwright. On a failure the
 page is saved to `test-artifacts/<test name>.png` at the repository root.
@@ -172,6 +172,9 @@ def test_uploaded_photo_gets_a_coloured_box_a_label_and_a_table_row(page, grace_
         expect(main_face.get_by_test_id(f"{label_text}-confidence-set")).to_have_text(
             re.compile(rf"{label_text}\s*\d+%"))
 
+        crops = block(page, "Each face as the model sees it").locator("img")
+        expect(crops).to_have_count(1)  # the face the model classified, as it saw it
+
         rows = table_rows(page, "Every face")
         expect(rows).to_have_count(1)
         _, row_label, row_confidence, *box = rows.first.locator("td").all_text_contents()
@@ -228,7 +231,9 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
         assert model_file.ok and model_file.body()[:2] == b"PK"  # a .keras file is a zip
 
         use_button.click()
-        expect(page.get_by_text(f"Upload and Webcam now use {model_name}")).to_be_visible()
+        expect(page.get_by_text(f"Upload and Webcam now use {Path(model_name).stem}")).to_be_visible()
+        open_tab(page, "Upload")
+        expect(block(page, "Model").locator("input")).to_have_value(Path(model_name).stem)  # the picker follows
         open_tab(page, "About")
         expect(page.get_by_text(re.compile(rf"File:\s*{re.escape(model_name)}"))).to_be_visible()
 

@@ -1,18 +1,28 @@
-"""TFLite export: the file runs in LiteRT and gives the Keras model's outputs."""
+"""TFLite export: what a user gets after `export` is a model that answers as the Keras one did."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 
-from emotion.export import check_parity, export_tflite, tflite_probabilities
+from emotion.export import export_tflite
 from emotion.modelfile import load_bundle
+from emotion.predictor import Predictor
 
 
-def test_tflite_matches_keras(tiny_training, tmp_path):
+def test_an_exported_model_is_used_and_labels_faces_as_keras_did(tiny_training, tiny_dataset, tmp_path):
     result, _, _ = tiny_training
-    bundle = load_bundle(result.model_path)
-    path = export_tflite(bundle, tmp_path / "tiny.tflite")
-    assert path.is_file() and path.stat().st_size > 10_000
-    assert check_parity(bundle, path) < 1e-4
-    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)
-    assert tflite_probabilities(path, faces).shape == (3, 1)
+    model_path = shutil.copy(result.model_path, tmp_path / "tiny.keras")
+    faces = sorted(tiny_dataset.rglob("*.png"))[::4]  # both classes
+    keras_answers = [Predictor.load(model_path, runtime="keras").predict_source(path, faces="none")
+                     for path in faces]
+
+    export_tflite(load_bundle(model_path))  # tiny.tflite beside the model
+    predictor = Predictor.load(model_path)
+    assert predictor.runtime.name == "litert"  # the export is what answers now
+    for path, expected in zip(faces, keras_answers):
+        answer = predictor.predict_source(path, faces="none")
+        assert answer["faces"][0]["label"] == expected["faces"][0]["label"]
+        assert np.allclose(list(answer["faces"][0]["scores"].values()), list(expected["faces"][0]["scores"].values()),
+                           atol=1e-4)

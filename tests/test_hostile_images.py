@@ -15,6 +15,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -25,6 +26,7 @@ import app as web
 from conftest import PROJECT_ROOT, box_iou
 from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
+from emotion.serving import Server
 
 BOMB_SIDE = 30_000  # pixels: 900 megapixels, 2.7 GB as RGB
 # The stored pixels of a photo with EXIF orientation n are the upright photo with the inverse of
@@ -180,12 +182,14 @@ def grace(grace_hopper_path) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def emotion_app(tmp_path_factory):
-    return web.EmotionApp(sessions_root=tmp_path_factory.mktemp("sessions"))
+    server = Server(sessions_root=tmp_path_factory.mktemp("sessions"))
+    yield web.EmotionApp(server)
+    server.sessions.close_all()
 
 
 @pytest.fixture(scope="module")
 def upright_box(emotion_app, grace_hopper_path) -> list[int]:
-    faces = emotion_app.on_api_predict(str(grace_hopper_path))["faces"]
+    faces = json.loads(emotion_app.predict({"path": str(grace_hopper_path)}))["faces"]
     assert len(faces) == 1
     return faces[0]["box"]
 
@@ -220,18 +224,16 @@ def cli_records(files) -> dict[str, dict]:
 def photo_outcome(app: web.EmotionApp, path: Path) -> Outcome:
     """The Upload tab: gr.Error, or the face table."""
     try:
-        _, _, table, _, _ = app.on_photo_change(str(path), None)
+        shown = app.upload.on_photo_change(str(path), "happy_sad", SimpleNamespace(session_hash="visitor"))
     except gr.Error as error:
         return Outcome(error.message, [])
-    return Outcome(None, [[int(row[key]) for key in ("x", "y", "width", "height")] for _, row in table.iterrows()])
+    return Outcome(None, [[int(row[key]) for key in ("x", "y", "width", "height")]
+                          for _, row in shown[app.upload.table].iterrows()])
 
 
 def api_outcome(app: web.EmotionApp, path: Path) -> Outcome:
-    """`/predict`, given the file the way Gradio hands it over: the JSON record, or gr.Error."""
-    try:
-        record = app.on_api_predict({"path": str(path)})
-    except gr.Error as error:
-        return Outcome(error.message, [])
+    """`/predict`, given the file the way Gradio hands it over: the JSON record, failures in "error"."""
+    record = json.loads(app.predict({"path": str(path)}))
     assert set(record) == {"path", "faces", "error"}
     return Outcome(record["error"], [face["box"] for face in record["faces"]])
 

@@ -1,63 +1,13 @@
-"""Per-session folders and the predictor cache: one visitor's files and models stay theirs."""
+"""The server's side of serving: loaded models shared by visitors, bundled names, uploads checked."""
 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
-import pytest
-
+from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
 from emotion.predictor import Predictor
-from emotion.serving import PredictorCache, SessionFolders
-
-
-def test_each_session_gets_its_own_folder_and_owns_only_its_files(tmp_path):
-    sessions = SessionFolders(tmp_path)
-    alice, bob = sessions.folder("alice"), sessions.folder("bob")
-    (alice / "model.keras").write_bytes(b"weights")
-
-    assert alice != bob and alice.parent == bob.parent == tmp_path
-    assert sessions.owns("alice", alice / "model.keras")
-    assert not sessions.owns("bob", alice / "model.keras")
-    assert not sessions.owns("alice", alice / ".." / "bob" / "x")
-
-
-def test_closing_a_session_deletes_its_files(tmp_path):
-    sessions = SessionFolders(tmp_path)
-    folder = sessions.folder("alice")
-    (folder / "dataset").mkdir()
-    (folder / "dataset" / "a.png").write_bytes(b"png")
-    sessions.close("alice")
-    assert not folder.exists() and sessions.sessions() == []
-
-
-def test_idle_sessions_expire_unless_kept(tmp_path):
-    sessions = SessionFolders(tmp_path)
-    stale, busy = sessions.folder("stale"), sessions.folder("busy")
-    time.sleep(0.5)
-    fresh = sessions.folder("fresh")
-    sessions.max_idle_seconds = 0.25  # stale and busy are past it, fresh is far from it
-    assert sessions.expire(keep={"busy"}) == ["stale"]
-    assert not stale.exists() and busy.exists() and fresh.exists()
-    assert sessions.sessions() == ["busy", "fresh"]
-
-
-@pytest.mark.parametrize("session_id", ["", "../escape", "a/b", "."])
-def test_session_ids_cannot_name_a_path(tmp_path, session_id):
-    with pytest.raises(ValueError):
-        SessionFolders(tmp_path).folder(session_id)
-
-
-def test_a_session_using_its_model_is_not_idle(tmp_path):
-    sessions = SessionFolders(tmp_path / "sessions")
-    alice = sessions.folder("alice")
-    sessions.folder("bob")
-    time.sleep(0.5)
-    sessions.touch(alice / "models" / "mine.keras")  # alice's photos are being classified with her model
-    sessions.touch(tmp_path / "elsewhere" / "model.keras")  # not a session's: ignored
-    sessions.max_idle_seconds = 0.25  # bob is past it, alice was just seen
-    assert sessions.expire() == ["bob"] and sessions.sessions() == ["alice"]
+from emotion.serving import PredictorCache, Server
 
 
 def test_predictor_cache_loads_once_drops_the_oldest_and_forgets_a_sessions_models(tiny_training, tmp_path):
@@ -74,3 +24,36 @@ def test_predictor_cache_loads_once_drops_the_oldest_and_forgets_a_sessions_mode
     assert cache.get(paths[0]) is alice and cache.get(paths[1]) is not bob
     cache.forget_under(tmp_path / "alice")  # alice's session ended
     assert cache.get(paths[0]) is not alice and cache.get(None) is default
+
+
+def test_the_bundled_model_is_served_by_name(tmp_path):
+    server = Server(sessions_root=tmp_path)
+    assert server.predictors.get("happy_sad") is server.predictors.default
+    assert list(server.models)[0] == "happy_sad"
+
+
+def test_every_bad_request_to_predict_is_a_message_in_error(tmp_path, grace_hopper_path):
+    server = Server(sessions_root=tmp_path / "sessions")
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as file:
+        file.truncate(MAX_IMAGE_UPLOAD_BYTES + 1)
+    text = tmp_path / "notes.jpg"
+    text.write_text("shopping list")
+    for path, name, model, expected in [(huge, "huge.jpg", "happy_sad", "over the 20 MB limit"),
+                                        (text, "notes.jpg", "happy_sad", "not an image"),
+                                        (None, "upload", "happy_sad", "Send an image file"),
+                                        (grace_hopper_path, "grace.jpg", "mine", "no bundled model named 'mine'")]:
+        record = server.predict_record(path, name, model)
+        assert record["path"] == name and record["faces"] == [] and expected in record["error"]
+    good = server.predict_record(grace_hopper_path, "grace.jpg")
+    assert good["error"] is None and len(good["faces"]) == 1
+
+
+def test_a_broken_chosen_model_falls_back_to_the_bundled_one(tmp_path, caplog):
+    broken = tmp_path / "mine.keras"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "mine.json").write_text('{"class_names": ["happy", "sad"], "preprocessing": '
+                                        '{"image_size": 48, "color_mode": "grayscale", "face_margin": 0.1}}')
+    server = Server.load(str(broken), tmp_path / "sessions")
+    assert server.predictors.default.bundle.path.name == "happy_sad.keras"
+    assert "could not be loaded" in caplog.text and "bundled model instead" in caplog.text
