@@ -142,7 +142,7 @@ class TrainTab:
         self.use_button = gr.Button("Use this model", visible=False, variant="primary")
         self.message = gr.Markdown()
 
-        scan_inputs = [self.dataset, self.settings["faces"], self.settings["image_size"]]
+        scan_inputs = [self.dataset, self.settings["faces"], self.settings["image_size"], self.settings["init"]]
         scan_outputs = [self.summary, self.thumbnails, self.start]
         self.dataset.change(self.on_dataset_change, scan_inputs, scan_outputs, api_visibility="private")
         for setting in scan_inputs[1:]:  # they change the faces the model sees: scan again
@@ -155,12 +155,12 @@ class TrainTab:
             show_progress_on=[self.status])  # the charts stay visible while the progress bar runs
         self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop")
 
-    def on_dataset_change(self, dataset: str | None, faces: str, image_size: int, request: gr.Request,
+    def on_dataset_change(self, dataset: str | None, faces: str, image_size: int, init: str, request: gr.Request,
                           progress: gr.Progress = gr.Progress()) -> dict:
         """What the uploaded dataset holds, before any training; scanned again when the preprocessing changes."""
         if not dataset:
             return {self.summary: "", self.thumbnails: None, self.start: gr.update(interactive=False)}
-        prepared = self._prepare(dataset, _config(faces=faces, image_size=image_size), request, progress)
+        prepared = self._prepare(dataset, _config(faces=faces, image_size=image_size, init=init), request, progress)
         return {self.summary: display.dataset_markdown(prepared), self.thumbnails: display.thumbnails(prepared),
                 self.start: gr.update(interactive=True)}
 
@@ -216,7 +216,8 @@ class TrainTab:
         except EmotionError as error:
             note = f"\n\nThe TFLite export failed ({error}); the Keras model is complete."
         stopped = "Stopped by you; kept the best epoch so far. " if result.stopped_by_user else ""
-        return {self.status: f"**Done.** {stopped}Best epoch: {result.best_epoch}.{note}",
+        kept = f"Kept epoch {result.best_epoch} of {len(result.history['loss'])}; started from {result.init}."
+        return {self.status: f"**Done.** {stopped}{kept}{note}",
                 self.metrics: display.metrics_markdown(result), self.confusion: str(result.confusion_path),
                 self.curves: str(result.curves_path), self.files: files}
 
@@ -312,7 +313,8 @@ def _settings(defaults: TrainConfig) -> dict:
                                                              "contrast)"),
         "faces": gr.Radio(["auto", "crop", "none"], value=defaults.faces, label="Face cropping",
                           info="auto: crop faces out of photos, use face crops as they are"),
-        "image_size": gr.Slider(32, 128, value=defaults.image_size, step=8, label="Image size (pixels)"),
+        "image_size": gr.Slider(32, 128, value=defaults.image_size, step=8, label="Image size (pixels)",
+                                info="from scratch only: a bundled model's own input size is used otherwise"),
         "init": gr.Radio(INIT_CHOICES, value=defaults.init, label="Start from",
                          info="auto: the bundled emotions model for a small dataset, else from scratch"),
     }

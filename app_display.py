@@ -13,12 +13,11 @@ import pandas as pd
 from emotion.jobs import TrainingJob
 from emotion.modelfile import BUNDLED_MODELS, ModelBundle
 from emotion.predictor import FacePrediction
-from emotion.training import BatchProgress, EpochProgress, PreparedData, TrainResult
+from emotion.training import FEW_IMAGES, BatchProgress, EpochProgress, PreparedData, TrainResult, thin_classes
 
 README_PATH = Path(__file__).resolve().parent / "README.md"
 FACE_TABLE_HEADERS = ["face", "label", "confidence", "x", "y", "width", "height"]
 THUMBNAILS_PER_CLASS = 6
-MIN_IMAGES_PER_CLASS = 10  # usable training + validation images below which a class is too small to learn
 SERIES_COLORS = {"training": "#0072B2", "validation": "#E69F00"}
 
 
@@ -95,14 +94,12 @@ def time_left(started: float, done: float) -> str:
 # Datasets and results.
 
 def few_images(prepared: PreparedData) -> str:
-    """A warning when a class has fewer than MIN_IMAGES_PER_CLASS usable images, else ""."""
-    used = prepared.summary["used"]
-    counts = {name: used["train"].get(name, 0) + used.get("val", {}).get(name, 0) for name in prepared.class_names}
-    small = [f"{name} ({count})" for name, count in counts.items() if count < MIN_IMAGES_PER_CLASS]
+    """A warning when a class has fewer than `training.FEW_IMAGES` usable images, else ""."""
+    small = [f"{name} ({count})" for name, count in thin_classes(prepared).items()]
     if not small:
         return ""
-    return (f"Few usable images for {', '.join(small)}: under {MIN_IMAGES_PER_CLASS} a class is hard to learn "
-            "and its validation accuracy means little. Add images if you can.")
+    return (f"Few usable images for {', '.join(small)}: under {FEW_IMAGES} a class is hard to learn "
+            "and its validation accuracy means little. Add images if you can (30 or more a class is a good start).")
 
 
 def dataset_markdown(prepared: PreparedData) -> str:

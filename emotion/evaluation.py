@@ -52,7 +52,8 @@ class Evaluation:
     def to_dict(self) -> dict:
         low, high = self.accuracy_interval()
         return {"accuracy": self.accuracy, "accuracy_95": [low, high], "total": self.total,
-                "per_class": self.per_class(), "confusion_matrix": self.confusion.tolist(), "class_names": list(self.class_names)}
+                "per_class": self.per_class(), "confusion_matrix": self.confusion.tolist(),
+                "class_names": list(self.class_names)}
 
     def format_table(self) -> str:
         """The metrics and confusion matrix as aligned plain text."""

@@ -65,7 +65,8 @@ class Session:
 
         Raises `SessionClosed` when the session closed meanwhile; what the scan wrote is deleted then.
         """
-        key = (str(dataset_path), config.preprocessing, config.faces, config.val_split, config.seed, config.classes)
+        key = (str(dataset_path), config.preprocessing, config.faces, config.val_split, config.seed, config.classes,
+               config.init)  # a base model brings its own input size
         with self._lock:
             self._check_open()
             if self._prepared and self._prepared[0] == key:

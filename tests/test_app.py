@@ -145,19 +145,22 @@ def test_an_unknown_model_choice_is_a_message(page, grace_hopper_path):
 
 def test_dataset_upload_shows_counts_and_faces_and_rescans_when_the_image_size_changes(page, dataset_zip):
     tab = page.train
-    shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, request(), progress=no_progress)
+    shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request(), progress=no_progress)
     assert "| happy | 17 | 3 |" in shown[tab.summary] and "| sad | 17 | 3 |" in shown[tab.summary]
     assert len(shown[tab.thumbnails]) == 2 * display.THUMBNAILS_PER_CLASS
     assert {caption for _, caption in shown[tab.thumbnails]} == {"happy", "sad"}
     assert shown[tab.thumbnails][0][0].shape == (48, 48) and shown[tab.start]["interactive"] is True
 
-    rescanned = tab.on_dataset_change(str(dataset_zip), "auto", 64, request(), progress=no_progress)
+    rescanned = tab.on_dataset_change(str(dataset_zip), "auto", 64, "scratch", request(), progress=no_progress)
     assert rescanned[tab.thumbnails][0][0].shape == (64, 64)  # the preview is what training will see
     assert "Warning" not in rescanned[tab.summary]
+    # Starting from the seven-emotion model, faces are cropped to its input size, whatever the slider says.
+    based = tab.on_dataset_change(str(dataset_zip), "auto", 64, "emotions", request(), progress=no_progress)
+    assert based[tab.thumbnails][0][0].shape == (48, 48)
 
 
 def test_a_class_with_few_images_is_warned_about_before_training(page, tmp_path):
-    shown = page.train.on_dataset_change(str(write_dataset_zip(tmp_path, per_class=6)), "auto", 48,
+    shown = page.train.on_dataset_change(str(write_dataset_zip(tmp_path, per_class=6)), "auto", 48, "scratch",
                                          request("few"), progress=no_progress)
     assert "**Warning:** Few usable images for happy (6), sad (6)" in shown[page.train.summary]
 
@@ -166,7 +169,7 @@ def test_a_file_that_is_not_a_zip_gets_a_clear_message(page, tmp_path):
     path = tmp_path / "dataset.zip"
     path.write_text("not a zip")
     with pytest.raises(gr.Error, match="not a zip file"):
-        page.train.on_dataset_change(str(path), "auto", 48, request(), progress=no_progress)
+        page.train.on_dataset_change(str(path), "auto", 48, "auto", request(), progress=no_progress)
 
 
 def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page, dataset_zip, grace_hopper_path):

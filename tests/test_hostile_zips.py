@@ -271,11 +271,11 @@ def test_the_train_tab_refuses_with_the_same_message_then_takes_a_good_zip(train
     before = snapshot(sessions.root, outside_of=workdir) | snapshot(tmp_path, outside_of=workdir)
 
     with pytest.raises(gr.Error, match=message):
-        train_tab.on_dataset_change(str(zip_path), "auto", 48, session, progress=no_progress)
+        train_tab.on_dataset_change(str(zip_path), "auto", 48, "scratch", session, progress=no_progress)
     assert snapshot(sessions.root, outside_of=workdir) | snapshot(tmp_path, outside_of=workdir) == before
 
     good = write_zip(tmp_path / "good.zip", faces(per_class=4))
-    shown = train_tab.on_dataset_change(str(good), "auto", 48, session, progress=no_progress)
+    shown = train_tab.on_dataset_change(str(good), "auto", 48, "scratch", session, progress=no_progress)
     assert "| happy |" in shown[train_tab.summary] and "| sad |" in shown[train_tab.summary]
     assert shown[train_tab.start]["interactive"] is True
 
@@ -372,7 +372,7 @@ def test_a_messy_but_valid_zip_trains_on_exactly_its_images(tmp_path):
 
 def test_the_train_tab_shows_the_messy_zip_with_its_skipped_files(train_tab, tmp_path):
     zip_path = messy_zip(upload_path(tmp_path))
-    shown = train_tab.on_dataset_change(str(zip_path), "auto", 48, SimpleNamespace(session_hash="messy"),
+    shown = train_tab.on_dataset_change(str(zip_path), "auto", 48, "scratch", SimpleNamespace(session_hash="messy"),
                                         progress=no_progress)
     markdown = shown[train_tab.summary]
     assert "| Happy |" in markdown and "broken.jpg" in markdown and "notes.txt" in markdown
