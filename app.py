@@ -23,7 +23,6 @@ from emotion.errors import EmotionError, ModelError
 from emotion.export import export_tflite
 from emotion.limits import MAX_DATASET_UPLOAD_BYTES, MAX_IMAGE_UPLOAD_BYTES
 from emotion.modelfile import DEFAULT_MODEL, load_bundle
-from emotion.preprocess import face_pixels
 from emotion.serving import Server, check_upload
 
 log = logging.getLogger("app")
@@ -81,12 +80,11 @@ class PhotoTab:
                     self.message: "", self.whole_image: gr.update(visible=False), self.shown: None}
         predictor, photo = _errors_shown(self._classify)(path, model, request.session_hash, faces)
         predictions = photo.in_original_pixels()  # the table gives boxes in the uploaded file's pixels
-        crops = face_pixels(photo.image, [p.box for p in photo.predictions], predictor.preprocessing)
         return {self.annotated: draw_predictions(photo.image, photo.predictions, predictor.class_names),
                 self.scores: predictions[0].scores if predictions else None,
                 self.table: display.faces_frame(predictions),
                 self.crops: [(crop[..., 0] if crop.shape[-1] == 1 else crop, display.verdict(prediction))
-                             for crop, prediction in zip(crops, predictions)],
+                             for crop, prediction in zip(photo.pixels, predictions)],
                 self.message: display.prediction_message(predictions, whole_image=faces == "none"),
                 self.whole_image: gr.update(visible=not predictions),
                 self.shown: {"image": photo.image, "predictions": photo.predictions, "classes": predictor.class_names}}

@@ -40,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--model", help=MODEL_HELP)
     export.add_argument("--output", type=Path, help="the .tflite file (default: beside the model)")
 
+    calibrate = commands.add_parser("calibrate", help="fit a model's confidence calibration on a labelled dataset")
+    calibrate.add_argument("--data", type=Path, required=True, help="dataset folder or .zip (its val/ split is used)")
+    calibrate.add_argument("--model", help=MODEL_HELP)
+
     args = parser.parse_args(argv)
     try:
-        return {"predict": run_predict, "evaluate": run_evaluate, "export": run_export}[args.command](args)
+        return {"predict": run_predict, "evaluate": run_evaluate, "export": run_export,
+                "calibrate": run_calibrate}[args.command](args)
     except EmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -101,6 +106,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for name, other in report.other_classes.items():
         print(f"\n{name}/ (a class the model lacks): {other['faces']} faces, {other['confident']:.1%} given a label "
               f"with at least 80% confidence, mean confidence {other['mean_confidence']:.1%}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from emotion.modelfile import resolve_model_path
+    from emotion.training import recalibrate
+
+    fitted = recalibrate(resolve_model_path(args.model), args.data)
+    print(f"temperature {fitted['temperature']:.2f}, uncertain below {fitted['uncertain_below']:.0%} "
+          f"(fitted on {fitted['fitted_on']}); expected calibration error on validation "
+          f"{fitted['ece_before']:.1%} before, {fitted['ece_after']:.1%} after.\n"
+          f"Run `python -m emotion export --model {args.model or 'happy_sad'}` to update the TFLite file.")
     return 0
 
 

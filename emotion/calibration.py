@@ -31,16 +31,18 @@ def fit_temperature(probabilities: np.ndarray, targets: np.ndarray) -> float:
     return float(TEMPERATURES[int(np.argmin(losses))])
 
 
-def uncertainty_threshold(probabilities: np.ndarray, labels: np.ndarray,
+def uncertainty_threshold(probabilities: np.ndarray, targets: np.ndarray,
                           min_accuracy: float = UNCERTAIN_BELOW_ACCURACY) -> float:
     """The lowest confidence from which every band of CONFIDENCE_WINDOW above is right at least
-    `min_accuracy` of the time on validation (bands with too few faces do not count).
+    `min_accuracy` of the time on validation (bands with too few faces do not count). `targets` are
+    class indices, or vote distributions: a face is then as right as the share of voters who agree.
 
     With calibrated scores this lands near `min_accuracy` itself, which is also the answer when the
     validation set is too small to say (a few dozen faces).
     """
     confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    correct = _as_distributions(targets, probabilities.shape[1])[np.arange(len(confidence)),
+                                                                 probabilities.argmax(axis=1)]
     threshold = None
     for low in np.arange(0.99, 1.0 / probabilities.shape[1] - 1e-9, -0.01):
         band = (confidence >= low) & (confidence < low + CONFIDENCE_WINDOW)
@@ -49,7 +51,7 @@ def uncertainty_threshold(probabilities: np.ndarray, labels: np.ndarray,
         if correct[band].mean() < min_accuracy:
             break
         threshold = float(low)
-    if threshold is None or len(labels) < 10 * MIN_FACES_IN_WINDOW:
+    if threshold is None or len(confidence) < 10 * MIN_FACES_IN_WINDOW:
         return min_accuracy
     return round(threshold, 2)
 

@@ -53,6 +53,7 @@ class PhotoPrediction:
     image: np.ndarray  # upright RGB uint8, at most photos.PHOTO_MAX_SIDE on its long side
     scale: float  # original size / image size
     predictions: list[FacePrediction]
+    pixels: np.ndarray  # (faces, size, size, channels) uint8: each face as the model saw it
 
     def in_original_pixels(self) -> list[FacePrediction]:
         return [replace(prediction, box=prediction.box.scaled(self.scale)) for prediction in self.predictions]
@@ -103,7 +104,7 @@ class Predictor:
         The photo goes through `photos.extract_faces`, the path the dataset loader takes too.
         """
         photo = extract_faces(source, self.preprocessing, faces, self.detector, name)
-        return PhotoPrediction(photo.image, photo.scale, self._predict(photo))
+        return PhotoPrediction(photo.image, photo.scale, self._predict(photo), photo.pixels)
 
     def _predict(self, photo: PhotoFaces) -> list[FacePrediction]:
         probabilities = self.classify(photo.pixels)

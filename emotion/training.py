@@ -6,6 +6,7 @@ weights so far), and writes the model, its metadata and its plots atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import math
@@ -26,7 +27,7 @@ from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import Evaluation, evaluate_arrays
 from emotion.faces import FaceDetector
 from emotion.model import build_augmentation, build_model, temper
-from emotion.modelfile import ModelBundle, atomic_path, metadata_path, save_bundle
+from emotion.modelfile import ModelBundle, atomic_path, load_bundle, metadata_path, save_bundle
 from emotion.plots import plot_confusion, plot_curves
 from emotion.predictor import Predictor
 
@@ -72,6 +73,8 @@ class PreparedData:
     val: datasets.FaceArrays
     test: datasets.FaceArrays | None
     summary: dict  # what was found, for the metadata and for people
+    # With crowd votes: every voted validation face and its vote distribution, to calibrate on.
+    calibration: datasets.FaceArrays | None = None
 
 
 @dataclass
@@ -109,7 +112,7 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
     if labels == "votes" and not vote_files["train"]:
         raise DatasetError(f"labels 'votes' needs {votes.VOTE_FILE_PATTERN.format(split='train')} beside the "
                            "dataset's split folders.")
-    loaded, unvoted = {}, 0
+    loaded, unvoted, calibration_faces = {}, 0, None
     for split, files_by_class in layout.splits.items():
         targets = None
         if labels == "votes" and vote_files[split]:
@@ -120,6 +123,9 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
                                      on_file)
         if targets is not None:
             arrays.targets = np.stack([targets[path] for path in arrays.paths]) if arrays.paths else None
+            if split == "val":
+                calibration_faces = _voted_faces(layout.splits[split], class_names, vote_files[split], config,
+                                                 detector)
         loaded[split] = arrays
     train = loaded["train"]
     if "val" in loaded:
@@ -147,7 +153,15 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
         summary["used"]["test"] = _class_counts(loaded["test"], class_names)
     if labels == "votes":
         summary["unvoted"] = unvoted  # files the vote files do not cover, left out
-    return PreparedData(class_names, train, val, loaded.get("test"), summary)
+    return PreparedData(class_names, train, val, loaded.get("test"), summary, calibration_faces)
+
+
+def _voted_faces(files_by_class, class_names, vote_file, config, detector) -> datasets.FaceArrays:
+    """Every face with votes mostly on `class_names`, and its vote distribution as `targets`."""
+    files, targets, _ = votes.voted_files(files_by_class, class_names, votes.read_votes(vote_file), validation=False)
+    arrays = datasets.load_faces(files, class_names, config.preprocessing, config.faces, detector)
+    arrays.targets = np.stack([targets[path] for path in arrays.paths])
+    return arrays
 
 
 def thin_classes(prepared: PreparedData) -> dict[str, int]:
@@ -206,7 +220,7 @@ def train(
     model.set_weights(progress.best_weights)
 
     fitted = calibrate(Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path),
-                                 runtime="keras").classify, prepared.val)
+                                 runtime="keras").classify, prepared)
     # Measure through the serving path itself, so the saved metrics are what users will get.
     classify = Predictor(ModelBundle(model, {**_inference_metadata(config, class_names), "calibration": fitted},
                                      output_path), runtime="keras").classify
@@ -373,16 +387,43 @@ class _ProgressCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def calibrate(classify: Callable[[np.ndarray], np.ndarray], val: datasets.FaceArrays) -> dict:
-    """Fit the temperature and the uncertain threshold on validation faces (`classify`: uncalibrated)."""
-    raw = np.concatenate([classify(val.pixels[start:start + 256]) for start in range(0, len(val.labels), 256)])
-    temperature = calibration.fit_temperature(raw, val.targets if val.targets is not None else val.labels)
+def calibrate(classify: Callable[[np.ndarray], np.ndarray], prepared: PreparedData) -> dict:
+    """Fit the temperature and the uncertain threshold on validation faces (`classify`: uncalibrated).
+
+    With crowd votes they are fitted on every voted validation face against its vote distribution
+    (calm faces included), so a confidence says how many people would agree; else on the labels.
+    """
+    faces = prepared.calibration or prepared.val
+    targets = faces.targets if faces.targets is not None else faces.labels
+    raw = np.concatenate([classify(faces.pixels[start:start + 256]) for start in range(0, len(faces.labels), 256)])
+    temperature = calibration.fit_temperature(raw, targets)
     calibrated = temper(raw, temperature)
+    val_raw = np.concatenate([classify(prepared.val.pixels[start:start + 256])
+                              for start in range(0, len(prepared.val.labels), 256)])
     return {"temperature": temperature,
-            "uncertain_below": calibration.uncertainty_threshold(calibrated, val.labels),
-            "fitted_on": len(val.labels),
-            "ece_before": calibration.expected_calibration_error(raw, val.labels),
-            "ece_after": calibration.expected_calibration_error(calibrated, val.labels)}
+            "uncertain_below": calibration.uncertainty_threshold(calibrated, targets),
+            "fitted_on": f"{len(faces.labels)} validation faces, against their "
+                         f"{'votes' if faces.targets is not None else 'labels'}",
+            "ece_before": calibration.expected_calibration_error(val_raw, prepared.val.labels),
+            "ece_after": calibration.expected_calibration_error(temper(val_raw, temperature), prepared.val.labels)}
+
+
+def recalibrate(model_path: Path | str, data_path: Path) -> dict:
+    """Fit a saved model's temperature and uncertain threshold again, on `data_path`'s validation faces
+    (its val/ split, else a seeded share as in training), and store them in the model; returns them.
+
+    For a model trained before calibration existed, or to calibrate on photos like the ones it will see.
+    Re-export its `.tflite` afterwards (`python -m emotion export`): the model file is newer then.
+    """
+    bundle = load_bundle(model_path)
+    config = dataclasses.replace(TrainConfig.from_dict(bundle.metadata.get("config", {})), init="scratch",
+                                 **bundle.preprocessing.to_dict(), classes=tuple(bundle.class_names))
+    prepared = prepare_data(Path(data_path), config)
+    uncalibrated = {key: value for key, value in bundle.metadata.items() if key != "calibration"}
+    fitted = calibrate(Predictor(ModelBundle(bundle.model, uncalibrated, bundle.path), runtime="keras").classify,
+                       prepared)
+    save_bundle(bundle.model, {**bundle.metadata, "calibration": fitted}, bundle.path)
+    return fitted
 
 
 def _inference_metadata(config: TrainConfig, class_names: list[str]) -> dict:
