@@ -51,12 +51,14 @@ def resolve_init(config: TrainConfig, train_files: int) -> TrainConfig:
 def build_transfer_model(config: TrainConfig, num_classes: int) -> keras.Model:
     """The base model's convolutional layers (frozen, BatchNorm in inference mode) under a new head."""
     bundle = load_bundle(config.init)
-    try:
-        features = bundle.model.get_layer(FEATURE_LAYER).output
-    except ValueError as error:
+    layer_names = {layer.name for layer in bundle.model.layers}
+    if BASE_NAME in layer_names:  # a model trained this way itself: start from the same base
+        base = bundle.model.get_layer(BASE_NAME)
+    elif FEATURE_LAYER in layer_names:
+        base = keras.Model(bundle.model.input, bundle.model.get_layer(FEATURE_LAYER).output, name=BASE_NAME)
+    else:
         raise ModelError(f"{Path(bundle.path).name} has no {FEATURE_LAYER!r} layer to start from; "
-                         "use a model trained by this project.") from error
-    base = keras.Model(bundle.model.input, features, name=BASE_NAME)
+                         "use a model trained by this project.")
     base.trainable = False
     inputs = keras.Input(shape=base.input_shape[1:], name="face")
     # training=False keeps the base's BatchNorm statistics, learnt on 23,000 faces, through fine-tuning too.

@@ -49,6 +49,10 @@ def test_a_transferred_model_learns_saves_loads_and_exports(tiny_training, new_t
     assert bundle.class_names == ["frown", "happy", "sad"]
     assert check_parity(bundle, export_tflite(bundle)) <= 1e-4
     assert Predictor.load(result.model_path).runtime.name == "litert"
+    # A model trained this way is a base in its turn (the bundled Happy/Sad model is one).
+    again = transfer.build_transfer_model(dataclasses.replace(config, init=str(result.model_path)), 2)
+    for ours, theirs in zip(again.get_layer("base").get_weights(), bundle.model.get_layer("base").get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_auto_starts_small_datasets_from_the_seven_emotion_model():
