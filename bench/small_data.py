@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("data", type=Path)
     parser.add_argument("--classes", help="comma-separated classes (default: all)")
     parser.add_argument("--per-class", type=int, help="train on this many random train/ images a class, test on val/")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5, help="0: only the timed full training")
     parser.add_argument("--init", default=TrainConfig.init)
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--fine-tune-epochs", type=int, default=TrainConfig.fine_tune_epochs)
@@ -82,7 +82,7 @@ def main() -> int:
     print(f"init: {config.init}, epochs {config.epochs} + fine-tuning {config.fine_tune_epochs}")
     accuracies, tested = [], 0
     with tempfile.TemporaryDirectory() as workdir:
-        if args.per_class:
+        if args.folds and args.per_class:
             pool = load(args.data, "train", class_names, config)
             test = load(args.data, "val", class_names, config)
             rng = np.random.default_rng(args.seed)
@@ -93,7 +93,7 @@ def main() -> int:
                 accuracies.append(score(pool.select(keep), test, class_names, config, Path(workdir)))
                 tested += len(test.labels)
                 print(f"  draw {fold + 1}: {accuracies[-1]:.1%} on {len(test.labels)} val/ faces", flush=True)
-        else:
+        elif args.folds:
             arrays = load(args.data, "train", class_names, config)
             print(f"{len(arrays.labels)} images with a face of {train_files}")
             for fold, (train_mask, test_mask) in enumerate(folds_of(arrays, args.folds, args.seed)):
@@ -101,16 +101,21 @@ def main() -> int:
                                         Path(workdir)))
                 tested += int(test_mask.sum())
                 print(f"  fold {fold + 1}: {accuracies[-1]:.1%} on {int(test_mask.sum())} held-out faces", flush=True)
-        correct = round(np.mean(accuracies) * tested)
-        low, high = Evaluation(["right", "wrong"], np.array([[correct, tested - correct], [0, 0]])).accuracy_interval()
-        print(f"accuracy {np.mean(accuracies):.1%} (folds {min(accuracies):.1%} to {max(accuracies):.1%}; "
-              f"95% interval {low:.1%} to {high:.1%} over {tested} predictions)")
+        if accuracies:
+            report(accuracies, tested)
         if not args.no_timing and not args.per_class:
             started = time.perf_counter()
             result = train(args.data, dataclasses.replace(config, init=args.init), Path(workdir) / "timed.keras")
             export_tflite(load_bundle(result.model_path))
             print(f"full training, dataset folder to downloadable model: {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def report(accuracies: list[float], tested: int) -> None:
+    correct = round(np.mean(accuracies) * tested)
+    low, high = Evaluation(["right", "wrong"], np.array([[correct, tested - correct], [0, 0]])).accuracy_interval()
+    print(f"accuracy {np.mean(accuracies):.1%} (folds {min(accuracies):.1%} to {max(accuracies):.1%}; "
+          f"95% interval {low:.1%} to {high:.1%} over {tested} predictions)")
 
 
 if __name__ == "__main__":
