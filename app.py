@@ -163,13 +163,13 @@ class TrainTab:
                 self.start: gr.update(interactive=True)}
 
     def on_train_click(self, dataset: str | None, epochs: int, batch_size: int, learning_rate: float,
-                       augment: bool, faces: str, image_size: int, init: str, request: gr.Request,
-                       progress: gr.Progress = gr.Progress()):
+                       augment: bool, faces: str, image_size: int, init: str, fine_tune_epochs: int,
+                       request: gr.Request, progress: gr.Progress = gr.Progress()):
         """Train tab and `/train`: stream the status and charts, then the results and the model files."""
         if not dataset:
             raise gr.Error("Upload a dataset .zip first.")
         config = _config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
-                         faces=faces, image_size=image_size, init=init)
+                         faces=faces, image_size=image_size, init=init, fine_tune_epochs=fine_tune_epochs)
         session = self.server.sessions.get(request.session_hash)
         prepared = self._prepare(dataset, config, request, progress)
         if display.few_images(prepared):
@@ -315,12 +315,16 @@ def _settings(defaults: TrainConfig) -> dict:
                                 info="from scratch only: a bundled model's own input size is used otherwise"),
         "init": gr.Radio(INIT_CHOICES, value=defaults.init, label="Start from",
                          info="auto: the bundled emotions model for a small dataset, else from scratch"),
+        "fine_tune_epochs": gr.Slider(0, 50, value=defaults.fine_tune_epochs, step=1, label="Fine-tuning epochs",
+                                      info="starting from a bundled model: epochs after the ones above in which "
+                                           "its layers learn too"),
     }
 
 
 def _config(**settings) -> TrainConfig:
     try:
-        return TrainConfig(**{key: int(value) if key in ("epochs", "batch_size", "image_size") else value
+        return TrainConfig(**{key: int(value) if key in ("epochs", "batch_size", "image_size", "fine_tune_epochs")
+                              else value
                               for key, value in settings.items()})
     except (TypeError, ValueError) as error:
         raise gr.Error(f"Invalid setting: {error}") from error

@@ -5,7 +5,8 @@ size), its faces are found, and each is cropped as the model expects. Whether to
 decided the same way everywhere, by the face mode:
 
 - "auto": images of at most FACE_CROP_MAX_SIDE pixels (FER-2013's 48 x 48, say) already are face
-  crops and are used whole; larger images are photos, and their faces are detected.
+  crops and are used whole (unless under MIN_FACE_PIXELS: no face at all); larger images are photos,
+  and their faces are detected.
 - "crop": always detect faces and crop them.
 - "none": the whole image is one face.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emotion.faces import FaceBox, FaceDetector
+from emotion.faces import MIN_FACE_PIXELS, FaceBox, FaceDetector
 from emotion.images import ImageSource, read_image_reduced
 from emotion.preprocess import Preprocessing, face_pixels, whole_image_box
 
@@ -40,8 +41,10 @@ def find_boxes(image: np.ndarray, faces: str, detector: FaceDetector | None) -> 
     """The face boxes of an upright RGB image under a face mode, and whether the detector found them."""
     if faces not in FACE_MODES:
         raise ValueError(f"faces must be one of {FACE_MODES}, not {faces!r}")
-    if faces == "none" or (faces == "auto" and max(image.shape[:2]) <= FACE_CROP_MAX_SIDE):
+    if faces == "none":
         return [whole_image_box(image)], False
+    if faces == "auto" and max(image.shape[:2]) <= FACE_CROP_MAX_SIDE:
+        return ([whole_image_box(image)] if min(image.shape[:2]) >= MIN_FACE_PIXELS else []), False
     return detector.detect(image), True
 
 

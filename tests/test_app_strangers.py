@@ -50,7 +50,7 @@ def test_gradio_deletes_its_copies_of_uploads_after_their_time(tmp_path):
     demo = app.demo
     try:
         photo = tmp_path / "noise.png"
-        pixels = np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # unique to this test
+        pixels = np.random.default_rng(7).integers(0, 256, (200, 200, 3), dtype=np.uint8)  # unique to this test
         Image.fromarray(pixels).save(photo)
         answer = api_client(demo.local_url).predict(handle_file(str(photo)), api_name="/predict")
         assert json.loads(answer)["faces"] == []
