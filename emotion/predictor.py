@@ -91,7 +91,7 @@ class Predictor:
             raise ValueError(f"faces must be one of {PREDICT_FACE_MODES}, not {faces!r}")
         boxes = self.detector.detect(image) if faces == "auto" else [whole_image_box(image)]
         probabilities = self.classify(face_pixels(image, boxes, self.preprocessing))
-        return [self._prediction(box, row) for box, row in zip(boxes, probabilities)]
+        return [self.face_prediction(box, row) for box, row in zip(boxes, probabilities)]
 
     def predict_photo(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> PhotoPrediction:
         """Read and classify one photo file; raises `ImageError` when it cannot be read.
@@ -112,7 +112,8 @@ class Predictor:
             return {"path": path, "faces": [], "error": str(error)}
         return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}
 
-    def _prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
+    def face_prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
+        """The prediction for a face from its calibrated class probabilities (classes,)."""
         best = int(np.argmax(probabilities))
         scores = {name: float(p) for name, p in zip(self.class_names, probabilities)}
         confidence = float(probabilities[best])
