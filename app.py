@@ -24,6 +24,7 @@ from emotion.errors import EmotionError, ModelError
 from emotion.export import export_tflite
 from emotion.jobs import TrainingBusy, TrainingJob
 from emotion.limits import MAX_DATASET_UPLOAD_BYTES, MAX_IMAGE_UPLOAD_BYTES
+from emotion.live import LiveStream
 from emotion.modelfile import DEFAULT_MODEL_PATH, ModelBundle, load_bundle
 from emotion.predictor import FacePrediction, Predictor
 from emotion.serving import PredictorCache, SessionFolders
@@ -39,6 +40,13 @@ SESSION_SWEEP_SECONDS = 600  # how often the files of sessions idle too long are
 # minutes, delete those older than an hour.
 GRADIO_CACHE_SWEEP = (1800, 3600)
 SERIES_COLORS = {"training": "#0072B2", "validation": "#E69F00"}
+# Live tab. The browser sends a frame every LIVE_FRAME_SECONDS while no answer is pending, and the
+# server keeps only the newest frame of each stream, so a slow server drops frames instead of queueing
+# them. Each stream holds one of LIVE_STREAMS slots for at most LIVE_TIME_LIMIT seconds; later
+# visitors wait in the queue meanwhile, so the two cores are shared by a few smooth streams.
+LIVE_FRAME_SECONDS = 0.05
+LIVE_STREAMS = 4
+LIVE_TIME_LIMIT = 120
 
 Upload = Union[dict, str, None]  # an image value as Gradio sends it without preprocessing, or a path
 
@@ -71,6 +79,19 @@ class EmotionApp:
             raise gr.Error("Send an image file.")
         _check_upload_size(photo_path, MAX_IMAGE_UPLOAD_BYTES, "image")
         return self._predictor(model_path).predict_source(photo_path, name=Path(photo_path).name)
+
+    def on_live_stream(self, frame, live: LiveStream | None, model_path: str | None):
+        """Live tab: a webcam frame in; out, the frame with its faces labelled, the frame rate and the stream."""
+        if frame is None:
+            return gr.skip(), gr.skip(), live
+        predictor = self._predictor(model_path)
+        if live is None or live.predictor is not predictor:  # a new stream, or the visitor switched models
+            live = LiveStream(predictor)
+        result = live.process(frame)
+        count = len(result.predictions)
+        faces = "no face" if count == 0 else "1 face" if count == 1 else f"{count} faces"
+        return (draw_predictions(frame, result.predictions, predictor.class_names),
+                f"**{result.frames_per_second:.1f} frames/s**, {faces}", live)
 
     def _classify(self, photo_path: str | None, model_path: str | None, faces: str):
         if not photo_path:
@@ -255,6 +276,7 @@ def build_demo(app: EmotionApp | None = None, delete_cache: tuple[int, int] = GR
         with gr.Tab("Webcam"):
             gr.Markdown("Snap a photo with your webcam. If your browser blocks the camera, use the Upload tab.")
             _photo_tab(app, model_state, sources=["webcam"], label="Webcam photo")
+        _live_tab(app, model_state)
         with gr.Tab("Train"):
             trained_message = _train_tab(app, defaults, trained_state)
         with gr.Tab("About"):
@@ -295,6 +317,23 @@ def _photo_tab(app: EmotionApp, model_state: gr.State, sources: list[str], label
     whole_image_button.click(app.on_whole_image_click, [photo_input, model_state], outputs,
                              api_visibility="private", preprocess=False, concurrency_limit=4,
                              concurrency_id="predict")
+
+
+def _live_tab(app: EmotionApp, model_state: gr.State) -> None:
+    with gr.Tab("Live"):
+        gr.Markdown("Start your webcam: every face is boxed and labelled as you move, a few times a second. "
+                    "Browsers allow the camera only on `localhost` or an `https://` address; if yours stays "
+                    "blank or refuses, use the Webcam tab (one snapshot) or Upload.")
+        with gr.Row():
+            webcam_image = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+            with gr.Column():
+                live_image = gr.Image(label="Live faces", type="numpy", interactive=False, format="jpeg")
+                rate_markdown = gr.Markdown()
+        live_state = gr.State(None)  # this visitor's LiveStream: faces followed across frames
+        webcam_image.stream(app.on_live_stream, [webcam_image, live_state, model_state],
+                            [live_image, rate_markdown, live_state], stream_every=LIVE_FRAME_SECONDS,
+                            time_limit=LIVE_TIME_LIMIT, concurrency_limit=LIVE_STREAMS, concurrency_id="live",
+                            show_progress="hidden", api_visibility="private")
 
 
 def _train_tab(app: EmotionApp, defaults: TrainConfig, trained_state: gr.State) -> dict:

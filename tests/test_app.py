@@ -219,3 +219,17 @@ def test_stop_ends_the_training_and_frees_its_model(emotion_app, dataset_zip, mo
     gc.collect()
     assert len(built) == 1 and built[0]() is None, "the stopped training's model (and its optimizer) stays in memory"
     assert "stopper" not in emotion_app.jobs
+
+
+def test_live_frames_come_back_labelled_with_one_stream_object_per_visitor(emotion_app, grace_hopper_path):
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[90:390, 192:448] = read_image(grace_hopper_path)[::2, ::2]
+    annotated, rate, live = emotion_app.on_live_stream(frame, None, None)
+    assert annotated.shape == frame.shape and not np.array_equal(annotated, frame)
+    assert rate.endswith(", 1 face")
+    for _ in range(3):  # the same visitor's next frames reuse their stream, which counts the rate
+        annotated, rate, same = emotion_app.on_live_stream(frame, live, None)
+    assert same is live and not rate.startswith("**0.0 frames/s")
+    _, _, other = emotion_app.on_live_stream(frame, None, None)  # another visitor
+    assert other is not live
+    assert emotion_app.on_live_stream(None, live, None)[2] is live  # no frame yet: nothing changes
