@@ -52,7 +52,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor.load(args.model)
     failures = 0
-    for record in predictor.predict_sources(expand_paths(args.paths), faces=args.faces):
+    for path in expand_paths(args.paths):
+        record = predictor.predict_source(path, faces=args.faces)
         failures += record["error"] is not None
         print(json.dumps(record) if args.json else describe(record), flush=True)
     return 1 if failures else 0

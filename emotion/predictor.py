@@ -8,11 +8,8 @@ is below the model's `uncertain_below` is marked uncertain.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -108,29 +105,9 @@ class Predictor:
     def predict_source(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> dict:
         """Read and classify one image; the JSON-contract record (boxes in the file's own pixels),
         with any failure in `error`."""
-        path = name or _source_name(source)
-        return self._record(path, lambda: read_image_reduced(source, PHOTO_MAX_SIDE, path), faces)
-
-    def predict_sources(self, sources: Iterable[ImageSource], faces: str = "auto") -> Iterator[dict]:
-        """`predict_source` of each image in order, reading the next image while this one is classified.
-
-        Decoding releases the GIL, so on two cores a folder of photos costs little more than its
-        detection and classification (`python -m emotion predict`). One image is read ahead at most.
-        """
-        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
-            reads: deque = deque()
-            for source in sources:
-                path = _source_name(source)
-                reads.append((path, reader.submit(read_image_reduced, source, PHOTO_MAX_SIDE, path).result))
-                if len(reads) > 1:
-                    yield self._record(*reads.popleft(), faces)
-            while reads:
-                yield self._record(*reads.popleft(), faces)
-
-    def _record(self, path: str, read: Callable[[], tuple[np.ndarray, float]], faces: str) -> dict:
+        path = name or (str(source) if isinstance(source, (str, Path)) else "uploaded image")
         try:
-            image, scale = read()
-            predictions = PhotoPrediction(image, scale, self.predict_image(image, faces)).in_original_pixels()
+            predictions = self.predict_photo(source, faces, name=path).in_original_pixels()
         except EmotionError as error:
             return {"path": path, "faces": [], "error": str(error)}
         return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}
@@ -142,7 +119,3 @@ class Predictor:
         confidence = float(probabilities[best])
         return FacePrediction(box, self.class_names[best], confidence, scores,
                               uncertain=confidence < self.calibration.uncertain_below)
-
-
-def _source_name(source: ImageSource) -> str:
-    return str(source) if isinstance(source, (str, Path)) else "uploaded image"

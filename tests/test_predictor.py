@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -70,10 +68,3 @@ def test_a_12_megapixel_photo_gives_boxes_in_its_own_pixels(predictor, grace_hop
     assert len(large) == 1
     expected = [1200 + 3 * small[0], 600 + 3 * small[1], 3 * small[2], 3 * small[3]]
     assert box_iou(large[0]["box"], expected) > 0.7  # the detector sees the face at another scale: close, not equal
-
-
-def test_many_sources_read_ahead_give_the_records_of_one_at_a_time_in_order(predictor, grace_hopper_path):
-    sources = [grace_hopper_path, b"\x00\x01garbage", Path(grace_hopper_path).read_bytes(), grace_hopper_path]
-    records = list(predictor.predict_sources(sources))
-    assert records == [predictor.predict_source(source) for source in sources]
-    assert [bool(record["error"]) for record in records] == [False, True, False, False]
