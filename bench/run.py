@@ -326,11 +326,11 @@ APP_ROWS = (("app start (launch to page served)", "s", Target("<=", 10)),
             ("  gradio_client connection (Client(url))", "s", None),
             ("first prediction through the app (/predict)", "ms", Target("<=", 1000)),
             ("  warm predictions through the app (/predict)", "ms", None),
+            ("Live tab: labelled frames shown per second", "frames/s", Target(">=", 10)),
+            ("Live tab: frame latency, webcam capture to labelled frame shown", "ms", Target("<", 150)),
             ("app peak RSS (VmHWM)", "MB", None),
             ("app RSS growth over predictions (VmRSS)", "MB", Target("<", 30)),
-            ("predictions during a training, 20 clients x 10 (/predict)", "ms", None),
-            ("Live tab: labelled frames shown per second", "frames/s", Target(">=", 10)),
-            ("Live tab: frame latency, webcam capture to labelled frame shown", "ms", Target("<", 150)))
+            ("predictions during a training, 20 clients x 10 (/predict)", "ms", None))
 LOAD_CLIENTS, LOAD_PREDICTIONS_EACH = 20, 10
 LIVE_SECONDS, LIVE_SECONDS_QUICK, LIVE_WARMUP_SECONDS = 30, 5, 3
 
@@ -389,19 +389,17 @@ def measure_running_app(process: subprocess.Popen, url: str, started: float, jpe
         measured.append(app_row(2, (time.perf_counter() - first_started) * 1000, app_result_note(first_result)))
         measured.append(latency(APP_ROWS[3][0], time_calls(predict, repeats=9, warmup=0),
                                 note="sequential, one client"))
+        measured += measure_live(url, quick)
         rss_after_10 = memory_megabytes(process.pid)  # the first call and these nine
         total = repetitions(1000, quick)
         progress(f"app: {total - 10} more predictions with {APP_CLIENT_THREADS} client threads")
         with concurrent.futures.ThreadPoolExecutor(APP_CLIENT_THREADS) as pool:
             list(pool.map(lambda _: predict(), range(total - 10)))
         rss_after_all = memory_megabytes(process.pid)
-        measured.append(app_row(4, memory_megabytes(process.pid, "VmHWM"), f"after start and {total} predictions"))
-        measured.append(app_row(5, rss_after_all - rss_after_10,
+        measured.append(app_row(6, memory_megabytes(process.pid, "VmHWM"), f"after start and {total} predictions"))
+        measured.append(app_row(7, rss_after_all - rss_after_10,
                                 f"{rss_after_10:.0f} MB after 10 predictions, {rss_after_all:.0f} MB after {total}"))
         measured.append(measure_load(url, jpeg_path, quick))
-        # Last: in one run the 990 predictions after a Live stream were cancelled; a browser stream and its
-        # teardown should not share a run with the rows above.
-        measured += measure_live(url, quick)
     finally:
         client.close()
 
@@ -438,7 +436,7 @@ def measure_load(url: str, jpeg_path: Path, quick: bool) -> Measurement:
     trainer.close()
     note = f"all {len(seconds)} succeeded; " + ("training ran throughout" if still_training else
                                                "**training ended before the predictions did**")
-    return latency(APP_ROWS[6][0], seconds, note=note)
+    return latency(APP_ROWS[8][0], seconds, note=note)
 
 
 def measure_live(url: str, quick: bool) -> list[Measurement]:
@@ -469,11 +467,11 @@ def measure_live(url: str, quick: bool) -> list[Measurement]:
     per_second = np.bincount(((shown - window_start) // 1000).astype(int), minlength=window_seconds)[:window_seconds]
     window = {"sent": record["sent"], "shown": [item for item in record["shown"] if item[1] >= window_start]}
     latencies = frame_latencies(window) / 1000
-    rate = Measurement(APP_ROWS[7][0], float(np.median(per_second)), float(np.percentile(per_second, 5)),
-                       "frames/s", APP_ROWS[7][2], f"one visitor; p95 = the slowest 5% of seconds; "
+    rate = Measurement(APP_ROWS[4][0], float(np.median(per_second)), float(np.percentile(per_second, 5)),
+                       "frames/s", APP_ROWS[4][2], f"one visitor; p95 = the slowest 5% of seconds; "
                        f"{len(shown)} frames in {window_seconds} s")
-    age = latency(APP_ROWS[8][0], latencies, note="the frame's number, drawn in the video, read back in the page")
-    return [rate, dataclasses.replace(age, target=APP_ROWS[8][2])]
+    age = latency(APP_ROWS[5][0], latencies, note="the frame's number, drawn in the video, read back in the page")
+    return [rate, dataclasses.replace(age, target=APP_ROWS[5][2])]
 
 
 def write_training_zip(path: Path, per_class: int = 40) -> None:
