@@ -63,10 +63,10 @@ BLAZEFACE_MODELS = {
 MIN_SCORE = 0.5  # MediaPipe's default detection threshold
 NMS_IOU = 0.3  # boxes overlapping more than this are one face
 MIN_FACE_PIXELS = 12  # boxes smaller than this on either side carry no expression to read
-# Threads per interpreter. Measured on 2 cores (detect on a 640x480 photo, interleaved runs, one
-# training on the other core): 3.3 ms with one thread, the models one after the other; 4.3 ms with
-# two threads (the per-layer hand-offs of these small models cost more than they save); 4.8 ms with
-# the two models side by side on a worker thread and the caller.
+# Threads per interpreter. Measured on 2 cores, detect on a 640x480 photo: with a training on the
+# cores, 3.3 ms on one thread, the models one after the other, 4.3 ms on two threads, 4.8 ms with the
+# models side by side on a worker thread; idle, 4.6 to 4.8 ms on one thread and 4.5 to 6.2 on two.
+# These models are small: a second thread's per-layer hand-offs cost about what it saves.
 INTERPRETER_THREADS = 1
 
 
