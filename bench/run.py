@@ -2,9 +2,10 @@
 
     python bench/run.py [--output bench/results.md] [--quick] [--fer PATH] [--app PATH]
 
-Photo to result, face classification, training throughput, app start and memory. Test photos are
-built in memory from matplotlib's sample portrait; nothing is written into the repository except the
-report. `--quick` cuts every repetition count by about ten for a smoke run.
+Photo to result, face classification, training throughput, app start and memory, and the Live tab
+in Chromium with a fake camera (needs /usr/bin/chromium and playwright; see bench/live.py). Test
+photos are built in memory from matplotlib's sample portrait; nothing is written into the repository
+except the report. `--quick` cuts every repetition count by about ten for a smoke run.
 """
 
 from __future__ import annotations
