@@ -22,6 +22,7 @@ from emotion.config import TrainConfig
 from emotion.errors import EmotionError, ModelError
 from emotion.export import export_tflite
 from emotion.limits import MAX_DATASET_UPLOAD_BYTES, MAX_IMAGE_UPLOAD_BYTES
+from emotion.live import LiveStream
 from emotion.modelfile import DEFAULT_MODEL, load_bundle
 from emotion.serving import Server, check_upload
 
@@ -32,6 +33,13 @@ INIT_CHOICES = ["auto", "scratch", "emotions", "happy_sad"]  # where a training 
 PREDICT_EVENTS = {"concurrency_limit": 4, "concurrency_id": "predict"}  # shared by the UI and /predict
 # Gradio keeps copies of the files it serves: every 30 minutes, delete those older than an hour.
 GRADIO_CACHE_SWEEP = (1800, 3600)
+# Live tab. The browser sends a frame every LIVE_FRAME_SECONDS while no answer is pending, and the
+# server keeps only the newest frame of each stream, so a slow server drops frames instead of queueing
+# them. Each stream holds one of LIVE_STREAMS slots for at most LIVE_TIME_LIMIT seconds; later
+# visitors wait in the queue meanwhile, so the two cores are shared by a few smooth streams.
+LIVE_FRAME_SECONDS = 0.05
+LIVE_STREAMS = 4
+LIVE_TIME_LIMIT = 120
 
 
 def _errors_shown(function):
@@ -103,6 +111,40 @@ class PhotoTab:
         check_upload(path, MAX_IMAGE_UPLOAD_BYTES, "photo")
         predictor = self.server.predictor(self.server.sessions.get(session_id), model)
         return predictor, predictor.predict_photo(path, faces, name=Path(path).name)
+
+
+class LiveTab:
+    """Live: the webcam streams; each frame comes back with its faces followed, smoothed and labelled by the
+    model this visitor picked, and the frame rate."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        gr.Markdown("Start your webcam: every face is boxed and labelled as you move, a few times a second. "
+                    "Browsers allow the camera only on `localhost` or an `https://` address; if yours stays "
+                    "blank or refuses, use the Webcam tab (one snapshot) or Upload.")
+        with gr.Row():
+            self.webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+            with gr.Column():
+                self.labelled = gr.Image(label="Live faces", type="numpy", interactive=False, format="jpeg")
+                self.rate = gr.Markdown()
+        self.stream = gr.State(None)  # this visitor's LiveStream: faces followed across frames
+        self.webcam.stream(self.on_webcam_stream, [self.webcam, self.stream], [self.labelled, self.rate, self.stream],
+                           stream_every=LIVE_FRAME_SECONDS, time_limit=LIVE_TIME_LIMIT,
+                           concurrency_limit=LIVE_STREAMS, concurrency_id="live", show_progress="hidden",
+                           api_visibility="private")
+
+    def on_webcam_stream(self, frame, live: LiveStream | None, request: gr.Request) -> dict:
+        if frame is None:
+            return {}
+        session = self.server.sessions.get(request.session_hash)
+        predictor = _errors_shown(self.server.predictor)(session, session.model)
+        if live is None or live.predictor is not predictor:  # a new stream, or the visitor switched models
+            live = LiveStream(predictor)
+        result = live.process(frame)
+        count = len(result.predictions)
+        faces = "no face" if count == 0 else "1 face" if count == 1 else f"{count} faces"
+        return {self.labelled: draw_predictions(frame, result.predictions, predictor.class_names),
+                self.rate: f"**{result.frames_per_second:.1f} frames/s**, {faces}", self.stream: live}
 
 
 class TrainTab:
@@ -257,7 +299,7 @@ class AboutTab:
         choices = self.server.model_choices(session)
         return {**self.on_model_select(name, request),
                 **{picker: gr.update(choices=choices, value=name) for picker in self.pickers},
-                self.train_tab.message: f"Upload and Webcam now use **{name}** in this browser tab. "
+                self.train_tab.message: f"Upload, Webcam and Live now use **{name}** in this browser tab. "
                                         "Other visitors still see the bundled model."}
 
 
@@ -273,6 +315,8 @@ class EmotionApp:
             with gr.Tab("Webcam"):
                 gr.Markdown("Snap a photo with your webcam. If your browser blocks the camera, use the Upload tab.")
                 self.webcam = PhotoTab(server, sources=["webcam"], label="Webcam photo")
+            with gr.Tab("Live"):
+                self.live = LiveTab(server)
             with gr.Tab("Train"):
                 self.train = TrainTab(server)
             with gr.Tab("About"):

@@ -2,15 +2,17 @@
 
     python bench/run.py [--output bench/results.md] [--quick] [--fer PATH] [--app PATH]
 
-Photo to result, face classification, training throughput, app start and memory. Test photos are
-built in memory from matplotlib's sample portrait; nothing is written into the repository except the
-report. `--quick` cuts every repetition count by about ten for a smoke run.
+Photo to result, face classification, training throughput, app start and memory, and the Live tab
+in Chromium with a fake camera (needs /usr/bin/chromium and playwright; see bench/live.py). Test
+photos are built in memory from matplotlib's sample portrait; nothing is written into the repository
+except the report. `--quick` cuts every repetition count by about ten for a smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import datetime
 import importlib.metadata
 import io
@@ -58,6 +60,7 @@ TRAINING_SKIPPED_BATCHES = 10  # graph tracing, shuffle buffer filling and threa
 APP_START_TIMEOUT = 120.0  # seconds
 APP_CLIENT_THREADS = 4
 MEGABYTE = 1024 * 1024
+DETECTION_TARGETS_MS = {"640x480, 1 face": 3}
 
 Photos = dict[str, tuple[bytes, int]]  # label: (JPEG bytes, faces in the photo)
 
@@ -133,9 +136,15 @@ def memory_megabytes(pid: int | str = "self", field: str = "VmRSS") -> float:
 # Test photos, built in memory from the portrait matplotlib ships.
 
 
-def encode_jpeg(image: Image.Image, quality: int = 90) -> bytes:
+def encode_jpeg(image: Image.Image, quality: int = 90, progressive: bool = False) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
+    image.save(buffer, "JPEG", quality=quality, progressive=progressive)
+    return buffer.getvalue()
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -168,7 +177,8 @@ def head_crop(portrait: Image.Image, predictor: Predictor) -> Image.Image:
 
 
 def build_photos(predictor: Predictor) -> Photos:
-    """JPEG bytes and the number of faces in each: one face, five faces, and a 12 MP phone photo."""
+    """File bytes and the number of faces in each: one face, five faces, and a 12 MP phone photo
+    (baseline JPEG, progressive JPEG and PNG)."""
     portrait = Image.open(SAMPLE_FACE_PATH).convert("RGB")
 
     one_face = background(640, 480, noise=12)
@@ -185,14 +195,17 @@ def build_photos(predictor: Predictor) -> Photos:
 
     return {"640x480, 1 face": (encode_jpeg(one_face), 1),
             "640x480, 5 faces": (encode_jpeg(five_faces), 5),
-            "4000x3000 (12 MP)": (encode_jpeg(phone), 1)}
+            "4000x3000 (12 MP)": (encode_jpeg(phone), 1),
+            "4000x3000 (12 MP) progressive JPEG": (encode_jpeg(phone, progressive=True), 1),
+            "4000x3000 (12 MP) PNG": (encode_png(phone), 1)}
 
 
 # 1. Photo to result, and where its time goes.
 
 
 def faces_note(found: int, expected: int, jpeg: bytes) -> str:
-    size = f"JPEG {len(jpeg) / MEGABYTE:.2f} MB" if len(jpeg) > MEGABYTE else f"JPEG {len(jpeg) // 1024} kB"
+    kind = "PNG" if jpeg.startswith(b"\x89PNG") else "JPEG"
+    size = f"{kind} {len(jpeg) / MEGABYTE:.2f} MB" if len(jpeg) > MEGABYTE else f"{kind} {len(jpeg) // 1024} kB"
     if found == expected:
         return f"{found} of {expected} faces found; {size}"
     progress(f"WARNING: found {found} faces where the photo has {expected}")
@@ -200,8 +213,10 @@ def faces_note(found: int, expected: int, jpeg: bytes) -> str:
 
 
 def measure_photo_to_result(predictor: Predictor, photos: Photos, quick: bool) -> list[Measurement]:
-    targets_ms = {"640x480, 1 face": 10, "640x480, 5 faces": 20, "4000x3000 (12 MP)": 60}
-    full_repeats = {"640x480, 1 face": 200, "640x480, 5 faces": 200, "4000x3000 (12 MP)": 30}
+    targets_ms = {"640x480, 1 face": 5, "640x480, 5 faces": 20, "4000x3000 (12 MP)": 60,
+                  "4000x3000 (12 MP) progressive JPEG": 100, "4000x3000 (12 MP) PNG": 100}
+    full_repeats = {"640x480, 1 face": 200, "640x480, 5 faces": 200, "4000x3000 (12 MP)": 30,
+                    "4000x3000 (12 MP) progressive JPEG": 30, "4000x3000 (12 MP) PNG": 30}
     measurements = []
     for label, (jpeg, expected) in photos.items():
         progress(f"photo to result: {label}")
@@ -226,7 +241,8 @@ def measure_decode_and_detect(predictor: Predictor, photos: Photos, quick: bool)
                                                repetitions(full, quick)),
                                     note=f"decoded at {image.shape[1]}x{image.shape[0]}"))
         measurements.append(latency(f"  detection alone (detector.detect), {label}",
-                                    time_calls(lambda: predictor.detector.detect(image), repetitions(full, quick))))
+                                    time_calls(lambda: predictor.detector.detect(image), repetitions(full, quick)),
+                                    DETECTION_TARGETS_MS.get(label)))
     return measurements
 
 
@@ -313,10 +329,13 @@ APP_ROWS = (("app start (launch to page served)", "s", Target("<=", 10)),
             ("  gradio_client connection (Client(url))", "s", None),
             ("first prediction through the app (/predict)", "ms", Target("<=", 1000)),
             ("  warm predictions through the app (/predict)", "ms", None),
+            ("Live tab: labelled frames shown per second", "frames/s", Target(">=", 10)),
+            ("Live tab: frame latency, webcam capture to labelled frame shown", "ms", Target("<", 150)),
             ("app peak RSS (VmHWM)", "MB", None),
             ("app RSS growth over predictions (VmRSS)", "MB", Target("<", 30)),
             ("predictions during a training, 20 clients x 10 (/predict)", "ms", None))
 LOAD_CLIENTS, LOAD_PREDICTIONS_EACH = 20, 10
+LIVE_SECONDS, LIVE_SECONDS_QUICK, LIVE_WARMUP_SECONDS = 30, 5, 3
 
 
 def measure_app(app_path: Path, jpeg_path: Path, quick: bool) -> list[Measurement]:
@@ -371,14 +390,15 @@ def measure_running_app(process: subprocess.Popen, url: str, started: float, jpe
         measured.append(app_row(2, (time.perf_counter() - first_started) * 1000, app_result_note(first_result)))
         measured.append(latency(APP_ROWS[3][0], time_calls(predict, repeats=9, warmup=0),
                                 note="sequential, one client"))
+        measured += measure_live(url, quick)
         rss_after_10 = memory_megabytes(process.pid)  # the first call and these nine
         total = repetitions(1000, quick)
         progress(f"app: {total - 10} more predictions with {APP_CLIENT_THREADS} client threads")
         with concurrent.futures.ThreadPoolExecutor(APP_CLIENT_THREADS) as pool:
             list(pool.map(lambda _: predict(), range(total - 10)))
         rss_after_all = memory_megabytes(process.pid)
-        measured.append(app_row(4, memory_megabytes(process.pid, "VmHWM"), f"after start and {total} predictions"))
-        measured.append(app_row(5, rss_after_all - rss_after_10,
+        measured.append(app_row(6, memory_megabytes(process.pid, "VmHWM"), f"after start and {total} predictions"))
+        measured.append(app_row(7, rss_after_all - rss_after_10,
                                 f"{rss_after_10:.0f} MB after 10 predictions, {rss_after_all:.0f} MB after {total}"))
         measured.append(measure_load(url, jpeg_path, quick))
     finally:
@@ -420,7 +440,42 @@ def measure_load(url: str, jpeg_path: Path, quick: bool) -> Measurement:
     trainer.close()
     note = f"all {len(seconds)} succeeded; " + ("training ran throughout" if still_training else
                                                "**training ended before the predictions did**")
-    return latency(APP_ROWS[6][0], seconds, note=note)
+    return latency(APP_ROWS[8][0], seconds, note=note)
+
+
+def measure_live(url: str, quick: bool) -> list[Measurement]:
+    """The Live tab in Chromium with a fake camera filming a face: frames shown per second and their age."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.live import CHROMIUM_PATH, camera_args, frame_latencies, live_record, start_live_stream, \
+        write_face_video
+
+    window_seconds = LIVE_SECONDS_QUICK if quick else LIVE_SECONDS
+    progress(f"app: Live tab with Chromium's fake camera for {window_seconds} s")
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
+        video = write_face_video(Path(folder) / "face.y4m")
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM_PATH), headless=True,
+                                             args=camera_args(video))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            start_live_stream(page)
+            page.wait_for_function("() => window.liveRecord.shown.length > 0", timeout=60_000)
+            page.wait_for_timeout(LIVE_WARMUP_SECONDS * 1000)
+            window_start = page.evaluate("() => performance.now()")
+            page.wait_for_timeout(window_seconds * 1000)
+            record = live_record(page)
+        finally:
+            browser.close()
+    shown = np.array([at for _, at in record["shown"] if at >= window_start])
+    per_second = np.bincount(((shown - window_start) // 1000).astype(int), minlength=window_seconds)[:window_seconds]
+    window = {"sent": record["sent"], "shown": [item for item in record["shown"] if item[1] >= window_start]}
+    latencies = frame_latencies(window) / 1000
+    rate = Measurement(APP_ROWS[4][0], float(np.median(per_second)), float(np.percentile(per_second, 5)),
+                       "frames/s", APP_ROWS[4][2], f"one visitor; p95 = the slowest 5% of seconds; "
+                       f"{len(shown)} frames in {window_seconds} s")
+    age = latency(APP_ROWS[5][0], latencies, note="the frame's number, drawn in the video, read back in the page")
+    return [rate, dataclasses.replace(age, target=APP_ROWS[5][2])]
 
 
 def write_training_zip(path: Path, per_class: int = 40) -> None:
@@ -530,7 +585,7 @@ def package_version(distribution: str) -> str:
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "–"
-    if unit in ("images/s", "faces/s"):
+    if unit in ("images/s", "faces/s", "frames/s"):
         return f"{value:,.0f} {unit}"
     if unit == "s":
         return f"{value:.2f} s"

@@ -47,8 +47,9 @@ def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
 def read_image_reduced(source: ImageSource, max_side: int | None, name: str | None = None) -> tuple[np.ndarray, float]:
     """Like `read_image`, but no larger than about `max_side` on its long side, and the factor it shrank by.
 
-    A JPEG is decoded at reduced scale (libjpeg's DCT scaling, nearly free); anything else is
-    decoded whole and then shrunk. Multiply coordinates on the result by the factor for the original.
+    A JPEG, progressive ones included, is decoded at reduced scale (libjpeg's DCT scaling, nearly
+    free); anything else is decoded whole and then shrunk. Multiply coordinates on the result by the
+    factor for the original.
     """
     name = name or _describe(source)
     if isinstance(source, bytes):
@@ -79,6 +80,7 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
                     ratio = max_side / max(width, height)  # draft keeps at least this size
                     image.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))
                 image.load()
+                image = _reduce(image, max_side)
                 ImageOps.exif_transpose(image, in_place=True)
                 pixels = _to_rgb_array(image)
     except ImageError:
@@ -98,6 +100,23 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
         size = (max(1, round(pixels.shape[1] * ratio)), max(1, round(pixels.shape[0] * ratio)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     return pixels, max(width, height) / max(pixels.shape[:2])
+
+
+def _reduce(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Shrink a decoded image by the largest whole factor that keeps it at least `max_side` long.
+
+    Done before anything else touches the full-size pixels: a 12 MP PNG is 36 MB, and turning it
+    upright, to RGB and to an array at full size cost more than decoding it. Pillow's box reduce is
+    the same average as OpenCV's area resize by a whole factor. Palette images keep their size here
+    (averaging palette indices would mix unrelated colours) and are shrunk after conversion.
+    """
+    factor = max(image.size) // max_side if max_side else 1
+    if factor < 2 or image.mode not in _REDUCIBLE_MODES:
+        return image
+    return image.reduce(factor)
+
+
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "RGBa", "La")
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -108,7 +108,7 @@ class Predictor:
 
     def _predict(self, photo: PhotoFaces) -> list[FacePrediction]:
         probabilities = self.classify(photo.pixels)
-        return [self._prediction(box, row) for box, row in zip(photo.boxes, probabilities)]
+        return [self.face_prediction(box, row) for box, row in zip(photo.boxes, probabilities)]
 
     def predict_source(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> dict:
         """Read and classify one image; the JSON-contract record (boxes in the file's own pixels),
@@ -120,7 +120,8 @@ class Predictor:
             return {"path": path, "faces": [], "error": str(error)}
         return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}
 
-    def _prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
+    def face_prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
+        """The prediction for a face from its calibrated class probabilities (classes,)."""
         best = int(np.argmax(probabilities))
         scores = {name: float(p) for name, p in zip(self.class_names, probabilities)}
         confidence = float(probabilities[best])

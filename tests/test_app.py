@@ -235,3 +235,18 @@ def test_stop_ends_a_200_epoch_training_and_frees_its_model(page, dataset_zip, m
     gc.collect()
     assert len(built) == 1 and built[0]() is None, "the stopped training's model (and its optimizer) stays in memory"
     assert page.server.sessions.get("stopper").job is None
+
+
+def test_live_frames_come_back_labelled_with_one_stream_object_per_visitor(page, grace_hopper_path):
+    tab = page.live
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[90:390, 192:448] = read_image(grace_hopper_path)[::2, ::2]
+    shown = tab.on_webcam_stream(frame, None, request("live"))
+    annotated, rate, live = shown[tab.labelled], shown[tab.rate], shown[tab.stream]
+    assert annotated.shape == frame.shape and not np.array_equal(annotated, frame)
+    assert rate.endswith(", 1 face")
+    for _ in range(3):  # the same visitor's next frames reuse their stream, which counts the rate
+        shown = tab.on_webcam_stream(frame, live, request("live"))
+    assert shown[tab.stream] is live and not shown[tab.rate].startswith("**0.0 frames/s")
+    assert tab.on_webcam_stream(frame, None, request("other"))[tab.stream] is not live  # another visitor
+    assert tab.on_webcam_stream(None, live, request("live")) == {}  # no frame yet: nothing changes
