@@ -71,12 +71,17 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def evaluate_arrays(classify, arrays, class_names: list[str], batch_size: int = 256) -> Evaluation:
-    """Metrics on decoded faces (a `datasets.FaceArrays`); `classify` maps a batch of pixels to
-    (batch, classes) probabilities, as `Predictor.classify` does."""
-    predicted = [classify(arrays.pixels[start : start + batch_size]).argmax(axis=1)
-                 for start in range(0, len(arrays.labels), batch_size)]
-    return evaluate_labels(arrays.labels, np.concatenate(predicted) if predicted else [], class_names)
+def classify_all(classify, arrays, batch_size: int = 256) -> np.ndarray:
+    """(faces, classes) probabilities of decoded faces (a `datasets.FaceArrays`), a batch at a time;
+    `classify` maps a batch of pixels to probabilities, as `Predictor.classify` does."""
+    starts = range(0, len(arrays.labels), batch_size) or [0]  # no faces: classify says how many classes
+    return np.concatenate([classify(arrays.pixels[start : start + batch_size]) for start in starts])
+
+
+def evaluate_arrays(classify, arrays, class_names: list[str]) -> Evaluation:
+    """Metrics on decoded faces (a `datasets.FaceArrays`), classified by `classify` (see `classify_all`)."""
+    probabilities = classify_all(classify, arrays)
+    return evaluate_labels(arrays.labels, probabilities.argmax(axis=1), class_names)
 
 
 def evaluate_labels(true_labels: np.ndarray, predicted_labels: np.ndarray, class_names: list[str]) -> Evaluation:
@@ -135,7 +140,7 @@ def evaluate_dataset(data_path: Path, model_path: Path | str | None = None, face
     arrays = datasets.load_faces(files, predictor.class_names, predictor.preprocessing, faces, predictor.detector)
     if not len(arrays.labels):
         raise DatasetError(f"{data_path}: no readable images to evaluate.")
-    probabilities = predictor.classify(arrays.pixels)
+    probabilities = classify_all(predictor.classify, arrays)
     evaluation = evaluate_labels(arrays.labels, probabilities.argmax(axis=1), predictor.class_names)
     vote_evaluation = None
     if vote_file is not None:
@@ -148,7 +153,7 @@ def evaluate_dataset(data_path: Path, model_path: Path | str | None = None, face
     for name in unknown:
         other = datasets.load_faces({name: layout.splits[split].get(name, [])}, [name], predictor.preprocessing,
                                     faces, predictor.detector)
-        confidence = predictor.classify(other.pixels).max(axis=1)
+        confidence = classify_all(predictor.classify, other).max(axis=1)
         if len(confidence):
             other_classes[name] = {"faces": len(confidence), "confident": float(np.mean(confidence >= CONFIDENT)),
                                    "mean_confidence": float(confidence.mean())}

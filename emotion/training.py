@@ -24,7 +24,7 @@ import tensorflow as tf
 from emotion import calibration, datasets, transfer, votes
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
-from emotion.evaluation import Evaluation, evaluate_arrays
+from emotion.evaluation import Evaluation, classify_all, evaluate_arrays
 from emotion.faces import FaceDetector
 from emotion.model import build_augmentation, build_model, temper
 from emotion.modelfile import ModelBundle, atomic_path, load_bundle, metadata_path, save_bundle
@@ -274,7 +274,7 @@ class CompiledTraining:
 def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTraining:
     """A fresh compiled model (AdamW, warm-up + cosine schedule, BCE or CCE) and its input pipelines.
 
-    `config.init` must be resolved (`transfer.resolve_init`): "scratch" builds the CNN, anything else
+    `config.init` is resolved first (`transfer.resolve_init`): "scratch" builds the CNN, anything else
     puts a new head on that model's frozen convolutional layers.
     """
     config = transfer.resolve_init(config, _train_file_count(prepared))
@@ -395,11 +395,10 @@ def calibrate(classify: Callable[[np.ndarray], np.ndarray], prepared: PreparedDa
     """
     faces = prepared.calibration or prepared.val
     targets = faces.targets if faces.targets is not None else faces.labels
-    raw = np.concatenate([classify(faces.pixels[start:start + 256]) for start in range(0, len(faces.labels), 256)])
+    raw = classify_all(classify, faces)
     temperature = calibration.fit_temperature(raw, targets)
     calibrated = temper(raw, temperature)
-    val_raw = np.concatenate([classify(prepared.val.pixels[start:start + 256])
-                              for start in range(0, len(prepared.val.labels), 256)])
+    val_raw = raw if faces is prepared.val else classify_all(classify, prepared.val)
     return {"temperature": temperature,
             "uncertain_below": calibration.uncertainty_threshold(calibrated, targets),
             "fitted_on": f"{len(faces.labels)} validation faces, against their "
