@@ -33,9 +33,10 @@ from emotion.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-# XLA makes a training step on 2 CPU cores 1.3x faster (FER-2013, batch 128: 335 -> 436 images/s) but
-# compiles each batch shape once, about 7 s per training; it pays off only beyond a few hundred steps.
-XLA_MIN_STEPS = 500
+# XLA makes a training step on 2 CPU cores 1.3x faster (FER-2013, batch 128: 335 -> 436 images/s, so
+# 0.7 ms less an image) but compiles the step once, about 7 s: it pays off from about 10,000 images seen.
+# Under XLA the last, smaller batch of an epoch is dropped (reshuffled each epoch), so it compiles once.
+XLA_MIN_IMAGES = 10_000  # training faces x epochs
 # Below this many training faces, the validation set is too small to pick an epoch by (6 faces a class
 # for 40 photos a class): the schedule is fixed, every epoch runs, and the last one is kept.
 FIXED_SCHEDULE_BELOW = 2000
@@ -213,7 +214,7 @@ def train(
         # Fine-tuning: the base's convolutions learn too, from a tenth of the learning rate.
         transfer.unfreeze_base(model)
         _compile(model, config, len(class_names), setup.steps_per_epoch, config.learning_rate / 10,
-                 setup.fine_tune_epochs)
+                 setup.fine_tune_epochs, setup.jit_compile)
         model.fit(setup.train_dataset, initial_epoch=config.epochs, epochs=setup.epochs, **fit)
     if progress.best_weights is None:
         raise TrainingCancelled("training stopped before the first epoch ended; nothing was saved.")
@@ -269,6 +270,7 @@ class CompiledTraining:
     steps_per_epoch: int
     fine_tune_epochs: int  # after config.epochs, with the base unfrozen; 0 without a base
     epochs: int  # in all: config.epochs + fine_tune_epochs
+    jit_compile: bool  # the training step is compiled with XLA
 
 
 def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTraining:
@@ -283,24 +285,30 @@ def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTr
     model = build_model(config, num_classes) if from_scratch else transfer.build_transfer_model(config, num_classes)
     # Small datasets: a smaller batch, so that an epoch still has a few steps to learn from.
     batch_size = min(config.batch_size, max(MIN_BATCH_SIZE, math.ceil(len(prepared.train.labels) / MIN_STEPS)))
-    steps_per_epoch = math.ceil(len(prepared.train.labels) / batch_size)
-    _compile(model, config, num_classes, steps_per_epoch, config.learning_rate, config.epochs)
-    class_weight = _class_weights(prepared.train, num_classes) if config.class_weighting else None
     fine_tune_epochs = 0 if from_scratch else config.fine_tune_epochs
-    return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes, batch_size),
+    jit_compile = (len(prepared.train.labels) >= batch_size
+                   and len(prepared.train.labels) * (config.epochs + fine_tune_epochs) >= XLA_MIN_IMAGES)
+    steps_per_epoch = (len(prepared.train.labels) // batch_size if jit_compile
+                       else math.ceil(len(prepared.train.labels) / batch_size))
+    _compile(model, config, num_classes, steps_per_epoch, config.learning_rate, config.epochs, jit_compile)
+    class_weight = _class_weights(prepared.train, num_classes) if config.class_weighting else None
+    return CompiledTraining(model, _training_dataset(prepared.train, config, num_classes, batch_size, jit_compile),
                             _dataset(prepared.val, num_classes), class_weight, steps_per_epoch, fine_tune_epochs,
-                            config.epochs + fine_tune_epochs)
+                            config.epochs + fine_tune_epochs, jit_compile)
 
 
 def _compile(model: keras.Model, config: TrainConfig, num_classes: int, steps_per_epoch: int, learning_rate: float,
-             epochs: int) -> None:
+             epochs: int, jit_compile: bool) -> None:
     model.compile(
         optimizer=keras.optimizers.AdamW(_learning_rate_schedule(learning_rate, epochs, steps_per_epoch),
                                          weight_decay=config.weight_decay),
         loss=_loss(config, num_classes),
         metrics=[_accuracy(num_classes)],
-        jit_compile=steps_per_epoch * epochs >= XLA_MIN_STEPS,
+        jit_compile=jit_compile,
     )
+    # Built now, the optimizer's variables exist before `fit` traces its step: TensorFlow traces the
+    # step once instead of twice (a second trace follows any trace that creates variables), 1 to 2 s less.
+    model.optimizer.build(model.trainable_variables)
 
 
 def _train_file_count(prepared: PreparedData) -> int:
@@ -468,11 +476,12 @@ def _dataset(arrays: datasets.FaceArrays, num_classes: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((arrays.pixels, targets)).batch(256).prefetch(tf.data.AUTOTUNE)
 
 
-def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int,
-                      batch_size: int) -> tf.data.Dataset:
+def _training_dataset(arrays: datasets.FaceArrays, config: TrainConfig, num_classes: int, batch_size: int,
+                      drop_remainder: bool) -> tf.data.Dataset:
     targets = _targets(arrays, num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((arrays.pixels, targets))
-    dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True).batch(batch_size)
+    dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if config.augment:
         augmentation = build_augmentation(config)
         dataset = dataset.map(lambda pixels, target: (augmentation(tf.cast(pixels, tf.float32), training=True), target),

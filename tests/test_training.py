@@ -113,7 +113,7 @@ def test_more_than_two_classes_train_a_softmax(tmp_path):
 
 
 def test_long_trainings_compile_with_xla_and_still_learn(tiny_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "XLA_MIN_STEPS", 1)  # as if the tiny dataset were FER-2013
+    monkeypatch.setattr(training, "XLA_MIN_IMAGES", 1)  # as if the tiny dataset were FER-2013
     compiled, real_compiled_training = [], training.compiled_training
 
     def compiled_training(*args):
