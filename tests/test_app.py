@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import app as web
-import app_display as display
+from webapp import display
 from conftest import write_dataset_zip
 from emotion import training
 from emotion.annotate import HIGHLIGHT_COLOR, UNSURE_COLOR, draw_predictions

@@ -1,6 +1,6 @@
 """The web app's words and tables: results of the `emotion` package turned into Markdown, frames and captions.
 
-Plain functions of plain data (no Gradio), so each can be read and tested on its own; `app.py` wires them in.
+Plain functions of plain data (no Gradio), so each can be read and tested on its own; the tabs wire them in.
 """
 
 import re
@@ -15,7 +15,7 @@ from emotion.modelfile import BUNDLED_MODELS, ModelBundle
 from emotion.predictor import FacePrediction
 from emotion.training import FEW_IMAGES, BatchProgress, EpochProgress, PreparedData, TrainResult, thin_classes
 
-README_PATH = Path(__file__).resolve().parent / "README.md"
+README_PATH = Path(__file__).resolve().parent.parent / "README.md"
 FACE_TABLE_HEADERS = ["face", "label", "confidence", "x", "y", "width", "height"]
 THUMBNAILS_PER_CLASS = 6
 SERIES_COLORS = {"training": "#0072B2", "validation": "#E69F00"}

@@ -1,0 +1,21 @@
+"""The web app's tabs. Each tab is one class that lays out its components and wires their events to its
+short handlers; a handler converts Gradio values, calls `emotion`, and returns `{component: value}` for
+what it changes. `app.py` puts the tabs on one page; `display` turns results into words and tables.
+"""
+
+import gradio as gr
+
+from emotion.errors import EmotionError
+
+# The Upload and Webcam tabs and the /predict API share these prediction slots.
+PREDICT_EVENTS = {"concurrency_limit": 4, "concurrency_id": "predict"}
+
+
+def errors_shown(function):
+    """Any `EmotionError` a handler meets is shown to the visitor as it is, and the server goes on."""
+    def handler(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except EmotionError as error:
+            raise gr.Error(str(error)) from error
+    return handler
