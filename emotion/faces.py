@@ -22,13 +22,15 @@ from emotion.errors import ModelError
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face in image pixels: top-left corner, size, and detector confidence in [0, 1]."""
+    """A face in image pixels: top-left corner, size, detector confidence in [0, 1], and roll: how many
+    degrees the line from its right eye to its left eye turns clockwise from horizontal (0 when unknown)."""
 
     x: int
     y: int
     width: int
     height: int
     score: float = 1.0
+    roll: float = 0.0
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.width, self.height]
@@ -38,7 +40,7 @@ class FaceBox:
         if factor == 1.0:
             return self
         return FaceBox(round(self.x * factor), round(self.y * factor), round(self.width * factor),
-                       round(self.height * factor), self.score)
+                       round(self.height * factor), self.score, self.roll)
 
     @property
     def area(self) -> int:
@@ -92,11 +94,12 @@ class FaceDetector:
         boxes = np.concatenate([boxes for boxes, _ in candidates])
         scores = np.concatenate([scores for _, scores in candidates])
         faces = []
-        for (x0, y0, x1, y1), score in zip(*_weighted_nms(boxes, scores, NMS_IOU)):
+        for (x0, y0, x1, y1, right_x, right_y, left_x, left_y), score in zip(*_weighted_nms(boxes, scores, NMS_IOU)):
             left, top = max(0, round(x0 * width)), max(0, round(y0 * height))
             right, bottom = min(width, round(x1 * width)), min(height, round(y1 * height))
+            roll = math.degrees(math.atan2((left_y - right_y) * height, (left_x - right_x) * width))
             if right - left >= MIN_FACE_PIXELS and bottom - top >= MIN_FACE_PIXELS:
-                faces.append(FaceBox(left, top, right - left, bottom - top, float(score)))
+                faces.append(FaceBox(left, top, right - left, bottom - top, float(score), round(roll, 1)))
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
 
@@ -116,7 +119,8 @@ class _BlazeFaceRunner:
         self._lock = threading.Lock()
 
     def run(self, image: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate boxes (n, 4) as x0, y0, x1, y1 in [0, 1] of the image, and their scores (n,)."""
+        """Candidates (n, 8): box x0, y0, x1, y1 and the eyes (right x, y, left x, y; the person's right,
+        on the image's left) in [0, 1] of the image; and their scores (n,)."""
         tensor, (pad_x, pad_y) = _letterbox(image, self.spec.input_size)
         with self._lock:
             self.interpreter.set_tensor(self.input_index, tensor)
@@ -124,15 +128,16 @@ class _BlazeFaceRunner:
             logits = self.interpreter.get_tensor(self.score_index)[0, :, 0]
             # Compare logits with the threshold's logit, so only the few candidates left are decoded.
             keep = np.flatnonzero(logits >= math.log(min_score / (1.0 - min_score)))
-            raw_boxes = self.interpreter.get_tensor(self.box_index)[0, keep, :4]
+            raw_boxes = self.interpreter.get_tensor(self.box_index)[0, keep, :8]  # box, then the two eyes
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80.0, 80.0)))
         size = self.spec.input_size
         centres = raw_boxes[:, 0:2] / size + self.anchors[keep]
         half_sizes = raw_boxes[:, 2:4] / size / 2.0
-        boxes = np.concatenate([centres - half_sizes, centres + half_sizes], axis=1)
+        eyes = raw_boxes[:, 4:8] / size + np.tile(self.anchors[keep], 2)
+        boxes = np.concatenate([centres - half_sizes, centres + half_sizes, eyes], axis=1)
         # Undo the letterbox: padding is a share of the square input on each side.
-        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x) / (1.0 - 2.0 * pad_x)
-        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y) / (1.0 - 2.0 * pad_y)
+        boxes[:, 0::2] = (boxes[:, 0::2] - pad_x) / (1.0 - 2.0 * pad_x)
+        boxes[:, 1::2] = (boxes[:, 1::2] - pad_y) / (1.0 - 2.0 * pad_y)
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return boxes[valid], scores[valid]
 
@@ -171,7 +176,7 @@ def _ssd_anchors(spec: _BlazeFaceSpec) -> np.ndarray:
 
 
 def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float):
-    """MediaPipe's weighted non-maximum suppression: overlapping boxes are averaged by score."""
+    """MediaPipe's weighted non-maximum suppression: overlapping candidates (boxes and eyes) are averaged by score."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     kept_boxes, kept_scores = [], []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import cv2
 import numpy as np
 import pytest
 
@@ -64,3 +67,23 @@ def test_crop_near_the_border_is_padded_square(grace):
 
     crop = crop_face(grace, FaceBox(0, 0, 100, 60), margin=0.25)
     assert crop.shape[0] == crop.shape[1] == 150
+
+
+@pytest.mark.parametrize("tilt", [-25, 20])
+def test_a_tilted_face_is_cropped_upright(detector, grace, tilt):
+    height, width = grace.shape[:2]
+    # Turn the photo (counter-clockwise for a positive angle, as OpenCV does) about her face.
+    turn = cv2.getRotationMatrix2D((width / 2, 220), tilt, 1.0)
+    tilted = cv2.warpAffine(grace, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    upright_face, = detector.detect(grace)
+    tilted_face, = detector.detect(tilted)
+    assert abs(upright_face.roll) < 5
+    assert tilted_face.roll == pytest.approx(upright_face.roll - tilt, abs=6)
+
+    preprocessing = Preprocessing(48, "grayscale", 0.1)
+    upright = face_pixels(grace, [upright_face], preprocessing).astype(float).ravel()
+    aligned = face_pixels(tilted, [tilted_face], preprocessing).astype(float).ravel()
+    as_tilted = face_pixels(tilted, [replace(tilted_face, roll=0.0)], preprocessing).astype(float).ravel()
+    # The crop of the tilted photo looks much more like the upright one than a crop left tilted does
+    # (measured: 0.69 against 0.31 at -25 degrees, 0.73 against 0.33 at 20; the box itself shifts a little).
+    assert np.corrcoef(upright, aligned)[0, 1] > np.corrcoef(upright, as_tilted)[0, 1] + 0.2
