@@ -1,4 +1,5 @@
-"""Command line: `python -m emotion predict | evaluate | export`. Thin: parse, call the package, print."""
+"""Command line: `python -m emotion predict | evaluate | export | calibrate | read-out`. Thin: parse, call the
+package, print."""
 
 from __future__ import annotations
 
@@ -44,10 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--data", type=Path, required=True, help="dataset folder or .zip (its val/ split is used)")
     calibrate.add_argument("--model", help=MODEL_HELP)
 
+    read_out = commands.add_parser("read-out", help="a model with a trained model's classes merged into fewer; "
+                                                    "no training")
+    read_out.add_argument("--model", required=True, help=MODEL_HELP)
+    read_out.add_argument("--class", dest="classes", action="append", required=True, metavar="NEW=OLD:SHARE,...",
+                          help="a new class and its shares of the model's classes, e.g. happy=happy:1,neutral:0.5 "
+                               "(repeat for each new class)")
+    read_out.add_argument("--output", type=Path, required=True, help="the new .keras file")
+    read_out.add_argument("--data", type=Path, help="a dataset of the new classes to calibrate on (its val/ split)")
+
     args = parser.parse_args(argv)
     try:
         return {"predict": run_predict, "evaluate": run_evaluate, "export": run_export,
-                "calibrate": run_calibrate}[args.command](args)
+                "calibrate": run_calibrate, "read-out": run_read_out}[args.command](args)
     except EmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -118,6 +128,24 @@ def run_calibrate(args: argparse.Namespace) -> int:
           f"(fitted on {fitted['fitted_on']}); expected calibration error on validation "
           f"{fitted['ece_before']:.1%} before, {fitted['ece_after']:.1%} after.\n"
           f"Run `python -m emotion export --model {args.model or 'happy_sad'}` to update the TFLite file.")
+    return 0
+
+
+def run_read_out(args: argparse.Namespace) -> int:
+    from emotion.training import recalibrate
+    from emotion.transfer import save_read_out
+
+    try:
+        shares = {new.strip(): {old.strip(): float(share)
+                                for old, share in (part.split(":") for part in parts.split(","))}
+                  for new, parts in (spec.split("=", 1) for spec in args.classes)}
+    except ValueError:
+        print("error: write each --class as NEW=OLD:SHARE,OLD:SHARE, e.g. happy=happy:1,neutral:0.5", file=sys.stderr)
+        return 2
+    path = save_read_out(args.model, shares, args.output)
+    print(f"wrote {path}: {', '.join(shares)} read out of {args.model}")
+    if args.data:
+        return run_calibrate(argparse.Namespace(model=str(path), data=args.data))
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 from emotion.config import TrainConfig
 
@@ -52,6 +52,33 @@ def class_output(x, num_classes: int):
     if num_classes == 2:
         return layers.Dense(1, activation="sigmoid", name="probability")(x)
     return layers.Dense(num_classes, activation="softmax", name="probability")(x)
+
+
+@keras.saving.register_keras_serializable(package="emotion")
+class MergeClasses(layers.Layer):
+    """Class probabilities merged into fewer classes: each new class takes a share of each old one.
+
+    `shares` is (old classes, new classes); a two-class model's one unit counts as its two
+    probabilities. The merged masses are renormalised, so old classes that
+    give no share anywhere drop out; two new classes give one unit, P(new class 1), as `class_output`.
+    """
+
+    def __init__(self, shares: list[list[float]], **kwargs):
+        super().__init__(**kwargs)
+        self.shares = [[float(share) for share in row] for row in shares]
+
+    def call(self, probabilities):
+        if len(self.shares) == 2 and probabilities.shape[-1] == 1:  # a two-class model's unit, P(class 1)
+            probabilities = ops.concatenate([1.0 - probabilities, probabilities], axis=-1)
+        masses = ops.matmul(probabilities, ops.convert_to_tensor(self.shares, dtype=probabilities.dtype))
+        masses = masses / ops.maximum(ops.sum(masses, axis=-1, keepdims=True), 1e-7)
+        return masses[:, 1:2] if len(self.shares[0]) == 2 else masses
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1 if len(self.shares[0]) == 2 else len(self.shares[0]))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "shares": self.shares}
 
 
 def _conv_block(x, filters: int, convolutions: int, pool: bool, name: str):

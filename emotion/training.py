@@ -417,7 +417,8 @@ def calibrate(classify: Callable[[np.ndarray], np.ndarray], prepared: PreparedDa
 
 def recalibrate(model_path: Path | str, data_path: Path) -> dict:
     """Fit a saved model's temperature and uncertain threshold again, on `data_path`'s validation faces
-    (its val/ split, else a seeded share as in training), and store them in the model; returns them.
+    (its val/ split, else a seeded share as in training), and store them in the model with the
+    validation metrics they give; returns them.
 
     For a model trained before calibration existed, or to calibrate on photos like the ones it will see.
     Re-export its `.tflite` afterwards (`python -m emotion export`): the model file is newer then.
@@ -429,7 +430,11 @@ def recalibrate(model_path: Path | str, data_path: Path) -> dict:
     uncalibrated = {key: value for key, value in bundle.metadata.items() if key != "calibration"}
     fitted = calibrate(Predictor(ModelBundle(bundle.model, uncalibrated, bundle.path), runtime="keras").classify,
                        prepared)
-    save_bundle(bundle.model, {**bundle.metadata, "calibration": fitted}, bundle.path)
+    calibrated = {**bundle.metadata, "calibration": fitted}
+    classify = Predictor(ModelBundle(bundle.model, calibrated, bundle.path), runtime="keras").classify
+    validation = evaluate_arrays(classify, prepared.val, bundle.class_names).to_dict()
+    metrics = {**bundle.metadata.get("metrics", {}), "validation": validation}
+    save_bundle(bundle.model, {**calibrated, "metrics": metrics}, bundle.path)
     return fitted
 
 

@@ -16,8 +16,8 @@ from keras import layers
 
 from emotion.config import TrainConfig
 from emotion.errors import ModelError
-from emotion.model import class_output
-from emotion.modelfile import BUNDLED_MODELS, load_bundle, read_metadata, resolve_model_path
+from emotion.model import MergeClasses, class_output
+from emotion.modelfile import BUNDLED_MODELS, load_bundle, read_metadata, resolve_model_path, save_bundle
 
 BASE_MODELS = ("emotions", "happy_sad")
 DEFAULT_BASE = "emotions"
@@ -74,3 +74,53 @@ def unfreeze_base(model: keras.Model) -> None:
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
+
+
+def read_out(init: str, shares: dict[str, dict[str, float]]) -> keras.Model:
+    """A trained model whose classes are merged into new ones, with no training: the model's layers
+    as they are (its convolutional layers as the `base` that transfer learning starts from), then
+    `MergeClasses`. `shares` maps each new class to the old classes it takes a share of, e.g.
+    {"happy": {"happy": 1, "neutral": 0.5}, "sad": {"sad": 1, "neutral": 0.5}}.
+    """
+    if len(shares) < 2:
+        raise ModelError(f"a read-out needs at least two new classes, not {list(shares)}")
+    bundle = load_bundle(init)
+    old_classes = bundle.class_names
+    unknown = {name for parts in shares.values() for name in parts} - set(old_classes)
+    if unknown:
+        raise ModelError(f"{sorted(unknown)} not among {Path(bundle.path).name}'s classes {old_classes}")
+    model = bundle.model
+    names = [layer.name for layer in model.layers]
+    if FEATURE_LAYER not in names:
+        raise ModelError(f"{Path(bundle.path).name} has no {FEATURE_LAYER!r} layer; "
+                         "use a model trained by this project.")
+    base = keras.Model(model.input, model.get_layer(FEATURE_LAYER).output, name=BASE_NAME)
+    inputs = keras.Input(shape=base.input_shape[1:], name="face")
+    x = base(inputs)
+    for layer in model.layers[names.index(FEATURE_LAYER) + 1:]:  # the head, layer after layer
+        x = layer(x)
+    matrix = [[float(shares[new].get(old, 0.0)) for new in shares] for old in old_classes]
+    return keras.Model(inputs, MergeClasses(matrix, name="merge_classes")(x), name="emotion_read_out")
+
+
+def save_read_out(init: str, shares: dict[str, dict[str, float]], output_path: Path) -> Path:
+    """Write `read_out(init, shares)` as a model file whose metadata says what it was read out of.
+
+    It is not calibrated yet: run `training.recalibrate` on a dataset of the new classes next.
+    """
+    base_metadata = read_metadata(resolve_model_path(init))
+    class_names = list(shares)
+    metadata = {
+        "class_names": class_names,
+        "preprocessing": base_metadata["preprocessing"],
+        "config": {**base_metadata.get("config", {}), "classes": class_names, "init": init},
+        "init": init,
+        "read_out": shares,
+        "dataset": base_metadata.get("dataset", {}),
+        "epochs_run": base_metadata.get("epochs_run"),
+        "best_epoch": base_metadata.get("best_epoch"),
+        "trained_at": base_metadata.get("trained_at"),
+        "versions": base_metadata.get("versions", {}),
+    }
+    save_bundle(read_out(init, shares), metadata, Path(output_path))
+    return Path(output_path)

@@ -11,6 +11,7 @@ import pytest
 from conftest import tiny_training_config, write_class_folders
 from emotion import transfer
 from emotion.config import TrainConfig
+from emotion.errors import ModelError
 from emotion.export import check_parity, export_tflite
 from emotion.modelfile import BUNDLED_MODELS, load_bundle
 from emotion.predictor import Predictor
@@ -70,3 +71,21 @@ def test_an_unknown_base_is_a_clear_error(tmp_path):
 
     with pytest.raises(ModelError, match="no model file"):
         transfer.resolve_init(TrainConfig(init=str(tmp_path / "missing.keras")), train_files=100)
+
+
+def test_a_read_out_merges_classes_without_training_and_saves_loads_and_exports(tiny_training, tmp_path):
+    """A model's classes merged into fewer, as the bundled Happy/Sad model is read out of the seven emotions."""
+    base_path = tiny_training[0].model_path  # classes happy, sad
+    shares = {"smiling": {"happy": 1.0}, "not smiling": {"sad": 1.0, "happy": 0.25}}
+    path = transfer.save_read_out(str(base_path), shares, tmp_path / "read_out.keras")
+
+    faces = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 1), dtype=np.uint8)
+    sad = Predictor.load(base_path, runtime="keras").runtime(faces)[:, 0]  # the base's one unit is P(sad)
+    happy = 1.0 - sad
+    expected = (sad + 0.25 * happy) / (happy + sad + 0.25 * happy)  # P("not smiling")
+    bundle = load_bundle(path)
+    assert bundle.class_names == ["smiling", "not smiling"] and bundle.metadata["init"] == str(base_path)
+    np.testing.assert_allclose(bundle.model.predict(faces, verbose=0)[:, 0], expected, atol=1e-5)
+    assert check_parity(bundle, export_tflite(bundle)) < 1e-4
+    with pytest.raises(ModelError, match="not among"):
+        transfer.read_out(str(base_path), {"a": {"happy": 1.0}, "b": {"angry": 1.0}})
