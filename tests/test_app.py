@@ -212,6 +212,7 @@ def test_stop_without_a_training_says_so(page):
 def test_about_panel_describes_the_bundled_model(page):
     text = display.model_markdown(page.server.predictors.default.bundle)
     assert "happy_sad.keras` (bundled)" in text and "Validation accuracy:" in text
+    assert "Read out of:** emotions" in text and "happy = 1 x happy + 0.5 x neutral" in text
 
 
 def test_stop_ends_a_200_epoch_training_and_frees_its_model(page, dataset_zip, monkeypatch):

@@ -158,6 +158,9 @@ def model_markdown(bundle: ModelBundle) -> str:
         f"- **Trained on:** {dataset.get('root', 'unknown')}, {metadata.get('epochs_run', '?')} epochs "
         f"(best {metadata.get('best_epoch', '?')}), batch {config.get('batch_size', '?')}, "
         f"learning rate {config.get('learning_rate', '?')}, {metadata.get('trained_at', 'date unknown')}",
+        *([f"- **Read out of:** {metadata.get('init')}, with no training of its own: "
+           + "; ".join(f"{new} = " + " + ".join(f"{share:g} x {old}" for old, share in parts.items())
+                       for new, parts in metadata["read_out"].items())] if metadata.get("read_out") else []),
         f"- **Validation accuracy:** {validation['accuracy']:.1%} (recall: {recalls})" if validation else
         "- **Validation accuracy:** not recorded",
     ])
