@@ -59,8 +59,8 @@ class MergeClasses(layers.Layer):
     """Class probabilities merged into fewer classes: each new class takes a share of each old one.
 
     `shares` is (old classes, new classes); a two-class model's one unit counts as its two
-    probabilities. The merged masses are renormalised, so old classes that
-    give no share anywhere drop out; two new classes give one unit, P(new class 1), as `class_output`.
+    probabilities. The merged masses are renormalised, so old classes that give no share anywhere
+    drop out; two new classes give one unit, P(new class 1), as `class_output` does.
     """
 
     def __init__(self, shares: list[list[float]], **kwargs):
