@@ -220,11 +220,7 @@ def train(
         raise TrainingCancelled("training stopped before the first epoch ended; nothing was saved.")
     model.set_weights(progress.best_weights)
 
-    fitted = calibrate(Predictor(ModelBundle(model, _inference_metadata(config, class_names), output_path),
-                                 runtime="keras").classify, prepared)
-    # Measure through the serving path itself, so the saved metrics are what users will get.
-    classify = Predictor(ModelBundle(model, {**_inference_metadata(config, class_names), "calibration": fitted},
-                                     output_path), runtime="keras").classify
+    fitted, classify = _calibrated(model, _inference_metadata(config, class_names), output_path, prepared)
     val_evaluation = evaluate_arrays(classify, prepared.val, class_names)
     evaluated_on, evaluation = "validation", val_evaluation
     if prepared.test is not None and len(prepared.test.labels):
@@ -428,14 +424,18 @@ def recalibrate(model_path: Path | str, data_path: Path) -> dict:
                                  **bundle.preprocessing.to_dict(), classes=tuple(bundle.class_names))
     prepared = prepare_data(Path(data_path), config)
     uncalibrated = {key: value for key, value in bundle.metadata.items() if key != "calibration"}
-    fitted = calibrate(Predictor(ModelBundle(bundle.model, uncalibrated, bundle.path), runtime="keras").classify,
-                       prepared)
-    calibrated = {**bundle.metadata, "calibration": fitted}
-    classify = Predictor(ModelBundle(bundle.model, calibrated, bundle.path), runtime="keras").classify
+    fitted, classify = _calibrated(bundle.model, uncalibrated, bundle.path, prepared)
     validation = evaluate_arrays(classify, prepared.val, bundle.class_names).to_dict()
     metrics = {**bundle.metadata.get("metrics", {}), "validation": validation}
-    save_bundle(bundle.model, {**calibrated, "metrics": metrics}, bundle.path)
+    save_bundle(bundle.model, {**uncalibrated, "calibration": fitted, "metrics": metrics}, bundle.path)
     return fitted
+
+
+def _calibrated(model: keras.Model, metadata: dict, path: Path, prepared: PreparedData) -> tuple[dict, Callable]:
+    """Fit a model's calibration on `prepared`'s validation faces (`metadata`: without one); the fitted
+    values and the calibrated serving path's `classify`, so the metrics saved are what users will get."""
+    fitted = calibrate(Predictor(ModelBundle(model, metadata, path), runtime="keras").classify, prepared)
+    return fitted, Predictor(ModelBundle(model, {**metadata, "calibration": fitted}, path), runtime="keras").classify
 
 
 def _inference_metadata(config: TrainConfig, class_names: list[str]) -> dict:
