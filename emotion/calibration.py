@@ -11,7 +11,7 @@ import numpy as np
 from emotion.model import temper
 
 # Temperatures searched (log-spaced). A tiny validation set cannot support an extreme value.
-TEMPERATURES = np.exp(np.linspace(np.log(0.5), np.log(4.0), 61))
+TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))
 MIN_FACES_TO_FIT = 30  # fewer validation faces than this keep temperature 1
 # A face is "uncertain" when faces of its confidence are right less often than this on validation.
 UNCERTAIN_BELOW_ACCURACY = 0.75

@@ -74,8 +74,6 @@ class PreparedData:
     val: datasets.FaceArrays
     test: datasets.FaceArrays | None
     summary: dict  # what was found, for the metadata and for people
-    # With crowd votes: every voted validation face and its vote distribution, to calibrate on.
-    calibration: datasets.FaceArrays | None = None
 
 
 @dataclass
@@ -113,7 +111,7 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
     if labels == "votes" and not vote_files["train"]:
         raise DatasetError(f"labels 'votes' needs {votes.VOTE_FILE_PATTERN.format(split='train')} beside the "
                            "dataset's split folders.")
-    loaded, unvoted, calibration_faces = {}, 0, None
+    loaded, unvoted = {}, 0
     for split, files_by_class in layout.splits.items():
         targets = None
         if labels == "votes" and vote_files[split]:
@@ -124,9 +122,6 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
                                      on_file)
         if targets is not None:
             arrays.targets = np.stack([targets[path] for path in arrays.paths]) if arrays.paths else None
-            if split == "val":
-                calibration_faces = _voted_faces(layout.splits[split], class_names, vote_files[split], config,
-                                                 detector)
         loaded[split] = arrays
     train = loaded["train"]
     if "val" in loaded:
@@ -154,15 +149,7 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
         summary["used"]["test"] = _class_counts(loaded["test"], class_names)
     if labels == "votes":
         summary["unvoted"] = unvoted  # files the vote files do not cover, left out
-    return PreparedData(class_names, train, val, loaded.get("test"), summary, calibration_faces)
-
-
-def _voted_faces(files_by_class, class_names, vote_file, config, detector) -> datasets.FaceArrays:
-    """Every face with votes mostly on `class_names`, and its vote distribution as `targets`."""
-    files, targets, _ = votes.voted_files(files_by_class, class_names, votes.read_votes(vote_file), validation=False)
-    arrays = datasets.load_faces(files, class_names, config.preprocessing, config.faces, detector)
-    arrays.targets = np.stack([targets[path] for path in arrays.paths])
-    return arrays
+    return PreparedData(class_names, train, val, loaded.get("test"), summary)
 
 
 def thin_classes(prepared: PreparedData) -> dict[str, int]:
@@ -394,21 +381,22 @@ class _ProgressCallback(keras.callbacks.Callback):
 def calibrate(classify: Callable[[np.ndarray], np.ndarray], prepared: PreparedData) -> dict:
     """Fit the temperature and the uncertain threshold on validation faces (`classify`: uncalibrated).
 
-    With crowd votes they are fitted on every voted validation face against its vote distribution
-    (calm faces included), so a confidence says how many people would agree; else on the labels.
+    Both are fitted against the validation labels (with crowd votes, each face's clear majority), so
+    a confidence is the chance that the label is right, which is what the calibration error measures.
+    Fitted against the vote distributions instead, calm faces included, the seven-emotion model's
+    error on `val/` was 9.7%, against 0.8% this way: votes measure how people disagree on a face, not
+    how often the model is right.
     """
-    faces = prepared.calibration or prepared.val
-    targets = faces.targets if faces.targets is not None else faces.labels
-    raw = classify_all(classify, faces)
-    temperature = calibration.fit_temperature(raw, targets)
+    val = prepared.val
+    raw = classify_all(classify, val)
+    temperature = calibration.fit_temperature(raw, val.labels)
     calibrated = temper(raw, temperature)
-    val_raw = raw if faces is prepared.val else classify_all(classify, prepared.val)
     return {"temperature": temperature,
-            "uncertain_below": calibration.uncertainty_threshold(calibrated, targets),
-            "fitted_on": f"{len(faces.labels)} validation faces, against their "
-                         f"{'votes' if faces.targets is not None else 'labels'}",
-            "ece_before": calibration.expected_calibration_error(val_raw, prepared.val.labels),
-            "ece_after": calibration.expected_calibration_error(temper(val_raw, temperature), prepared.val.labels)}
+            "uncertain_below": calibration.uncertainty_threshold(calibrated, val.labels),
+            "fitted_on": f"{len(val.labels)} validation faces, against their "
+                         f"{'clear vote majority' if val.targets is not None else 'labels'}",
+            "ece_before": calibration.expected_calibration_error(raw, val.labels),
+            "ece_after": calibration.expected_calibration_error(calibrated, val.labels)}
 
 
 def recalibrate(model_path: Path | str, data_path: Path) -> dict:

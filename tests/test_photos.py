@@ -38,10 +38,15 @@ def test_a_photo_gives_the_same_face_crop_to_training_and_to_prediction(tmp_path
 
 def test_face_modes_mean_the_same_everywhere(grace_hopper_path):
     detector, preprocessing = FaceDetector(), TrainConfig().preprocessing
-    portrait = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
-    crop = np.asarray(Image.open(grace_hopper_path).convert("RGB").resize((48, 48)))
+    photo = Image.open(grace_hopper_path).convert("RGB")  # 512 x 600, the face about 200 pixels wide
+    portrait = np.asarray(photo)
+    crop = np.asarray(photo.crop((143, 117, 384, 358)).resize((48, 48)))  # FER-2013's framing and size
+    thumbnail = np.asarray(photo.resize((100, 117)))  # a web page's thumbnail of the portrait
     assert photos.faces_of_image(portrait, preprocessing, "auto", detector).detected  # a photo: detect
     assert not photos.faces_of_image(crop, preprocessing, "auto", detector).detected  # a face crop: whole
+    # As small as a face crop, but the face fills a third of it: a scene, whose face is cropped.
+    small = photos.faces_of_image(thumbnail, preprocessing, "auto", detector)
+    assert small.detected and len(small.boxes) == 1 and 30 <= small.boxes[0].width <= 50
     assert photos.faces_of_image(portrait, preprocessing, "none", detector).boxes[0].as_list() == [0, 0, 512, 600]
     with pytest.raises(ValueError, match="faces must be one of"):
         photos.find_boxes(portrait, "detect", detector)
