@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"\nstarted from: {result.init}; kept epoch {result.best_epoch} of {len(result.history['loss'])}; "
+    print(f"\nstarted from: {result.started_from}; kept epoch {result.best_epoch} of {len(result.history['loss'])}; "
           f"metrics on {result.evaluated_on}:")
     print(result.evaluation.format_table())
     low, high = result.evaluation.accuracy_interval()

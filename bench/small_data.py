@@ -78,7 +78,7 @@ def main() -> int:
     train_files = args.per_class * len(class_names) if args.per_class else sum(
         len(layout.splits["train"][name]) for name in class_names)
     config = transfer.resolve_init(TrainConfig(init=args.init, epochs=args.epochs,
-                                               fine_tune_epochs=args.fine_tune_epochs), train_files)
+                                               fine_tune_epochs=args.fine_tune_epochs), train_files, class_names)
     print(f"init: {config.init}, epochs {config.epochs} + fine-tuning {config.fine_tune_epochs}")
     accuracies, tested = [], 0
     with tempfile.TemporaryDirectory() as workdir:

@@ -68,8 +68,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor.load(args.model)
     failures = 0
-    for path in expand_paths(args.paths):
-        record = predictor.predict_source(path, faces=args.faces)
+    for record in predictor.predict_sources(expand_paths(args.paths), faces=args.faces):
         failures += record["error"] is not None
         print(json.dumps(record) if args.json else describe(record), flush=True)
     return 1 if failures else 0
@@ -132,7 +131,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_read_out(args: argparse.Namespace) -> int:
-    from emotion.training import recalibrate
     from emotion.transfer import save_read_out
 
     try:

@@ -41,7 +41,7 @@ class TrainConfig:
     # else the folders; "folders": each image's folder is its label; "votes": the votes, required.
     labels: str = "auto"
     val_split: float = 0.15  # share of a DIR/<class>/* dataset held out for validation
-    faces: str = "auto"  # "auto": detect faces in photos, use small images whole; "crop"; "none" (emotion/photos.py)
+    faces: str = "auto"  # "auto": detect faces, use face crops whole; "crop"; "none" (emotion/photos.py)
     augment: bool = True
     class_weighting: bool = True  # balance the loss when classes have different sizes
 
@@ -55,6 +55,11 @@ class TrainConfig:
     # With a base model: `epochs` train the new head on the frozen base, then this many more fine-tune
     # the base's convolutions too, at a tenth of the learning rate. 0 keeps the base frozen.
     fine_tune_epochs: int = 10
+    # When the base model has an output for every class (`happy` and `sad`, say: see
+    # transfer.known_classes), the new output layer starts as a working classifier: it then trains at
+    # most this many epochs and the base is not fine-tuned. 40 FER faces a class of four emotions:
+    # 77.3% after 5 epochs, 76.6% after 20, 73.6% after 80 + 10 fine-tuning (78.4% before training).
+    known_class_epochs: int = 5
 
     seed: int = 1337
 

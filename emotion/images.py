@@ -6,7 +6,6 @@ Every failure becomes one `ImageError` that names the file; nothing here ever cr
 from __future__ import annotations
 
 import io
-import math
 import struct
 import warnings
 import zlib
@@ -27,6 +26,11 @@ IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
 
+# A JPEG reduced for a `max_side` is decoded at the smallest DCT scale keeping this share of it: a
+# 1920-pixel photo at half scale (960) rather than whole and then shrunk, 10 ms instead of 20. The
+# face detector sees 192 pixels either way; face crops lose at most a tenth of their pixels.
+DRAFT_MIN_SHARE = 0.9
+
 _SUPPORTED_HINT = "Use a JPEG, PNG, WebP, BMP or GIF image."
 
 
@@ -45,11 +49,11 @@ def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
 
 
 def read_image_reduced(source: ImageSource, max_side: int | None, name: str | None = None) -> tuple[np.ndarray, float]:
-    """Like `read_image`, but no larger than about `max_side` on its long side, and the factor it shrank by.
+    """Like `read_image`, but no larger than `max_side` on its long side, and the factor it shrank by.
 
     A JPEG, progressive ones included, is decoded at reduced scale (libjpeg's DCT scaling, nearly
-    free); anything else is decoded whole and then shrunk. Multiply coordinates on the result by the
-    factor for the original.
+    free), which may land up to 10% under `max_side` (DRAFT_MIN_SHARE); anything else is decoded
+    whole and then shrunk. Multiply coordinates on the result by the factor for the original.
     """
     name = name or _describe(source)
     if isinstance(source, bytes):
@@ -77,8 +81,9 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
                     )
                 image.seek(0)  # first frame of an animated GIF, WebP or PNG
                 if max_side and max(width, height) > max_side and image.format == "JPEG":
-                    ratio = max_side / max(width, height)  # draft keeps at least this size
-                    image.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))
+                    # Pillow's draft picks the smallest DCT scale (1/2, 1/4, 1/8) that keeps this size.
+                    ratio = DRAFT_MIN_SHARE * max_side / max(width, height)
+                    image.draft("RGB", (max(1, int(width * ratio)), max(1, int(height * ratio))))
                 image.load()
                 image = _reduce(image, max_side)
                 ImageOps.exif_transpose(image, in_place=True)

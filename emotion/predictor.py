@@ -8,6 +8,9 @@ is below the model's `uncertain_below` is marked uncertain.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -119,6 +122,18 @@ class Predictor:
         except EmotionError as error:
             return {"path": path, "faces": [], "error": str(error)}
         return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}
+
+    def predict_sources(self, sources: Iterable[ImageSource], faces: str = "auto", in_flight: int = 2) -> Iterator[dict]:
+        """`predict_source` for each image, in order, `in_flight` at a time: while one photo's faces are
+        found and classified, the next one decodes (decoding holds no lock and takes a core of its own)."""
+        with ThreadPoolExecutor(in_flight, thread_name_prefix="predict") as pool:
+            pending: deque = deque()
+            for source in sources:
+                pending.append(pool.submit(self.predict_source, source, faces))
+                if len(pending) >= in_flight:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def face_prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
         """The prediction for a face from its calibrated class probabilities (classes,)."""

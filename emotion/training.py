@@ -89,6 +89,13 @@ class TrainResult:
     stopped_by_user: bool
     summary: dict = field(default_factory=dict)
     init: str = "scratch"  # where training started: scratch, a bundled model's name or a model path
+    known_classes: dict[str, str] = field(default_factory=dict)  # class -> the base's class it started from
+
+    @property
+    def started_from(self) -> str:
+        """Where training started, in words: `emotions (happy, sad from its own outputs)`."""
+        known = f" ({', '.join(self.known_classes)} from its own outputs)" if self.known_classes else ""
+        return f"{self.init}{known}"
 
 
 def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = None,
@@ -182,8 +189,8 @@ def train(
 ) -> TrainResult:
     """Train a model on `data` (a dataset path or prepared arrays) and write it to `output_path`."""
     prepared = data if isinstance(data, PreparedData) else prepare_data(Path(data), config)
-    config = transfer.resolve_init(config, _train_file_count(prepared))
     class_names = prepared.class_names
+    config = transfer.resolve_init(config, _train_file_count(prepared), class_names)
     keras.utils.set_random_seed(config.seed)
 
     setup = compiled_training(prepared, config)
@@ -208,6 +215,7 @@ def train(
     model.set_weights(progress.best_weights)
 
     fitted, classify = _calibrated(model, _inference_metadata(config, class_names), output_path, prepared)
+    known_classes = {} if config.init == "scratch" else transfer.known_classes(config.init, class_names)
     val_evaluation = evaluate_arrays(classify, prepared.val, class_names)
     evaluated_on, evaluation = "validation", val_evaluation
     if prepared.test is not None and len(prepared.test.labels):
@@ -221,6 +229,7 @@ def train(
         "metrics": {"validation": val_evaluation.to_dict(),
                     **({"test": evaluation.to_dict()} if evaluated_on == "test" else {})},
         "init": config.init,
+        "known_classes": known_classes,
         "schedule": "fixed, last epoch kept" if keep_last else "most accurate validation epoch kept",
         "best_epoch": progress.best_epoch,
         "epochs_run": len(progress.history["loss"]),
@@ -239,7 +248,7 @@ def train(
     checkpoint.remove()
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
-                       prepared.summary, config.init)
+                       prepared.summary, config.init, known_classes)
 
 
 @dataclass
@@ -262,10 +271,10 @@ def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTr
     `config.init` is resolved first (`transfer.resolve_init`): "scratch" builds the CNN, anything else
     puts a new head on that model's frozen convolutional layers.
     """
-    config = transfer.resolve_init(config, _train_file_count(prepared))
+    config = transfer.resolve_init(config, _train_file_count(prepared), prepared.class_names)
     num_classes = len(prepared.class_names)
     from_scratch = config.init == "scratch"
-    model = build_model(config, num_classes) if from_scratch else transfer.build_transfer_model(config, num_classes)
+    model = build_model(config, num_classes) if from_scratch else transfer.build_transfer_model(config, prepared.class_names)
     # Small datasets: a smaller batch, so that an epoch still has a few steps to learn from.
     batch_size = min(config.batch_size, max(MIN_BATCH_SIZE, math.ceil(len(prepared.train.labels) / MIN_STEPS)))
     fine_tune_epochs = 0 if from_scratch else config.fine_tune_epochs

@@ -56,6 +56,16 @@ def test_unreadable_upload_is_an_error_record_not_an_exception(predictor):
     assert record["faces"] == [] and "upload.jpg" in record["error"]
 
 
+def test_many_photos_come_back_in_order_with_failures_in_place(predictor, grace_hopper_path, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    sources = [grace_hopper_path, broken, grace_hopper_path, tmp_path / "missing.png", grace_hopper_path]
+    records = list(predictor.predict_sources(sources))  # two at a time
+    assert [record["path"] for record in records] == [str(source) for source in sources]
+    assert records == [predictor.predict_source(source) for source in sources]
+    assert [record["error"] is None for record in records] == [True, False, True, False, True]
+
+
 def test_a_12_megapixel_photo_gives_boxes_in_its_own_pixels(predictor, grace_hopper_path, tmp_path):
     face = Image.open(grace_hopper_path)  # 512 x 600
     canvas = Image.new("RGB", (4000, 3000), (90, 110, 100))

@@ -38,20 +38,46 @@ def test_training_starts_from_the_base_weights(tiny_training, new_task):
     assert setup.model.output_shape[-1] == 3 and setup.fine_tune_epochs == config.fine_tune_epochs
 
 
-def test_a_transferred_model_learns_saves_loads_and_exports(tiny_training, new_task, tmp_path):
+def test_classes_the_base_knows_start_from_its_own_outputs(tiny_training):
+    base_path = str(tiny_training[0].model_path)  # classes happy, sad: one sigmoid unit, P(sad)
+    config = dataclasses.replace(tiny_training_config(), init=base_path)
+    assert transfer.known_classes(base_path, ["frown", "Happy ", "sadness"]) == {"Happy ": "happy", "sadness": "sad"}
+    assert transfer.known_classes(base_path, ["happy", "cat"]) == {}  # one sigmoid unit needs both
+    faces = np.random.default_rng(1).integers(0, 256, (8, 48, 48, 1), dtype=np.uint8)
+    base_sad = load_bundle(base_path).model.predict(faces, verbose=0)[:, 0]
+    # Before any training, the new model already tells happy from sad as the base does.
+    two = transfer.build_transfer_model(config, ["happy", "sad"]).predict(faces, verbose=0)[:, 0]
+    np.testing.assert_allclose(two, base_sad, atol=1e-5)
+    three = transfer.build_transfer_model(config, ["frown", "happy", "sad"]).predict(faces, verbose=0)
+    np.testing.assert_allclose(three[:, 2] / (three[:, 1] + three[:, 2]), base_sad, atol=1e-5)
+    assert not np.allclose(transfer.build_transfer_model(config, ["cat", "dog"]).predict(faces, verbose=0)[:, 0],
+                           base_sad, atol=1e-2)  # unknown classes start from scratch
+    # A head that starts as a classifier trains briefly and leaves the base alone; others get the full schedule.
+    known = transfer.resolve_init(TrainConfig(init=base_path), 100, ["happy", "sad"])
+    assert (known.epochs, known.fine_tune_epochs) == (TrainConfig.known_class_epochs, 0)
+    unknown = transfer.resolve_init(TrainConfig(init=base_path), 100, ["frown", "happy", "sad"])
+    assert (unknown.epochs, unknown.fine_tune_epochs) == (TrainConfig.epochs, TrainConfig.fine_tune_epochs)
+
+
+def test_a_transferred_model_learns_saves_loads_and_exports(tiny_training, tmp_path):
     base_path = tiny_training[0].model_path
+    # Classes the base has no output for, so the new output layer learns them from nothing.
+    write_class_folders(tmp_path / "faces", per_class=16, seed=7)
+    (tmp_path / "faces" / "happy").rename(tmp_path / "faces" / "grin")
+    (tmp_path / "faces" / "sad").rename(tmp_path / "faces" / "pout")
     config = dataclasses.replace(tiny_training_config(), init=str(base_path), epochs=6, fine_tune_epochs=2)
-    result = train(new_task, config, tmp_path / "mine.keras")
+    result = train(tmp_path / "faces", config, tmp_path / "mine.keras")
     assert len(result.history["loss"]) == 8  # 6 with the base frozen, 2 fine-tuning it
     assert result.history["loss"][-1] < result.history["loss"][0]
     metadata = json.loads(result.metadata_path.read_text())
     assert metadata["init"] == metadata["config"]["init"] == str(base_path)  # what it was initialised from
+    assert metadata["known_classes"] == {} and result.started_from == str(base_path)
     bundle = load_bundle(result.model_path)
-    assert bundle.class_names == ["frown", "happy", "sad"]
+    assert bundle.class_names == ["grin", "pout"]
     assert check_parity(bundle, export_tflite(bundle)) <= 1e-4
     assert Predictor.load(result.model_path).runtime.name == "litert"
     # A model trained this way is a base in its turn (the bundled Happy/Sad model is one).
-    again = transfer.build_transfer_model(dataclasses.replace(config, init=str(result.model_path)), 2)
+    again = transfer.build_transfer_model(dataclasses.replace(config, init=str(result.model_path)), ["a", "b"])
     for ours, theirs in zip(again.get_layer("base").get_weights(), bundle.model.get_layer("base").get_weights()):
         np.testing.assert_array_equal(ours, theirs)
 

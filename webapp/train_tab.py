@@ -124,7 +124,7 @@ class TrainTab:
         except EmotionError as error:
             note = f"\n\nThe TFLite export failed ({error}); the Keras model is complete."
         stopped = "Stopped by you; kept the best epoch so far. " if result.stopped_by_user else ""
-        kept = f"Kept epoch {result.best_epoch} of {len(result.history['loss'])}; started from {result.init}."
+        kept = f"Kept epoch {result.best_epoch} of {len(result.history['loss'])}; started from {result.started_from}."
         return {self.status: f"**Done.** {stopped}{kept}{note}",
                 self.metrics: display.metrics_markdown(result), self.confusion: str(result.confusion_path),
                 self.curves: str(result.curves_path), self.files: files}
@@ -133,7 +133,9 @@ class TrainTab:
 def _settings(defaults: TrainConfig) -> dict:
     """The Train tab's settings by `TrainConfig` field; every default comes from the config."""
     return {
-        "epochs": gr.Slider(1, 200, value=defaults.epochs, step=1, label="Epochs"),
+        "epochs": gr.Slider(1, 200, value=defaults.epochs, step=1, label="Epochs",
+                            info=f"at most {defaults.known_class_epochs} when the bundled model already knows "
+                                 "every class (happy, sad, ...) and so starts as a classifier"),
         "batch_size": gr.Slider(8, 512, value=defaults.batch_size, step=8, label="Batch size"),
         "learning_rate": gr.Number(value=defaults.learning_rate, label="Learning rate", minimum=1e-6, maximum=0.5,
                                    step=1e-4),
