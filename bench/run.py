@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -395,8 +396,22 @@ def measure_running_app(process: subprocess.Popen, url: str, started: float, jpe
         rss_after_10 = memory_megabytes(process.pid)  # the first call and these nine
         total = repetitions(1000, quick)
         progress(f"app: {total - 10} more predictions with {APP_CLIENT_THREADS} client threads")
-        with concurrent.futures.ThreadPoolExecutor(APP_CLIENT_THREADS) as pool:
-            list(pool.map(lambda _: predict(), range(total - 10)))
+        # A client per thread, as visitors are: threads sharing one gradio_client Client share its one
+        # event stream, which can end under one thread while another's prediction waits (CancelledError).
+        per_thread, thread_clients = threading.local(), []
+
+        def predict_as_one_of_many(_: int) -> None:
+            if not hasattr(per_thread, "client"):
+                per_thread.client = Client(url, verbose=False, analytics_enabled=False)
+                thread_clients.append(per_thread.client)
+            json.loads(per_thread.client.predict(handle_file(str(jpeg_path)), api_name="/predict"))
+
+        try:
+            with concurrent.futures.ThreadPoolExecutor(APP_CLIENT_THREADS) as pool:
+                list(pool.map(predict_as_one_of_many, range(total - 10)))
+        finally:
+            for thread_client in thread_clients:
+                thread_client.close()
         rss_after_all = memory_megabytes(process.pid)
         measured.append(app_row(6, memory_megabytes(process.pid, "VmHWM"), f"after start and {total} predictions"))
         measured.append(app_row(7, rss_after_all - rss_after_10,
