@@ -9,6 +9,7 @@ weights for the classes it knows), and may then be fine-tuned at a low learning 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import keras
@@ -19,6 +20,8 @@ from emotion.config import TrainConfig
 from emotion.errors import ModelError
 from emotion.model import MergeClasses, class_output
 from emotion.modelfile import BUNDLED_MODELS, load_bundle, read_metadata, resolve_model_path, save_bundle
+
+log = logging.getLogger(__name__)
 
 BASE_MODELS = ("emotions", "happy_sad")
 DEFAULT_BASE = "emotions"
@@ -105,7 +108,10 @@ def _output_class_names(init: str) -> list[str]:
     """The classes of `init`'s output layer: its own, or for a read-out, those of the model it was read out of."""
     metadata = read_metadata(resolve_model_path(init))
     if "read_out" in metadata:
-        return _output_class_names(metadata["init"])
+        try:
+            return _output_class_names(metadata["init"])
+        except ModelError:  # the model it was read out of is gone: its classes are unknown
+            return []
     return list(metadata["class_names"])
 
 
@@ -115,6 +121,10 @@ def _start_from_known(layer, source_layer, source_names: list[str], sources: lis
     kernel, bias = (np.asarray(weights, np.float64) for weights in source_layer.get_weights())
     if kernel.shape[1] == 1:  # one sigmoid unit: logits 0 for class 0 and the unit's for class 1
         kernel, bias = np.concatenate([np.zeros_like(kernel), kernel], axis=1), np.array([0.0, bias[0]])
+    if kernel.shape[1] != len(source_names):
+        log.warning("the base's output layer has %d units for %d classes; every class starts from scratch",
+                    kernel.shape[1], len(source_names))
+        return
     columns = [source_names.index(source) if source is not None else None for source in sources]
     new_kernel, new_bias = (np.asarray(weights, np.float64) for weights in layer.get_weights())
     if new_kernel.shape[1] == 1:  # both classes are known (see known_classes): the difference of their logits
