@@ -123,7 +123,8 @@ class Predictor:
             return {"path": path, "faces": [], "error": str(error)}
         return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}
 
-    def predict_sources(self, sources: Iterable[ImageSource], faces: str = "auto", in_flight: int = 2) -> Iterator[dict]:
+    def predict_sources(self, sources: Iterable[ImageSource], faces: str = "auto",
+                        in_flight: int = 2) -> Iterator[dict]:
         """`predict_source` for each image, in order, `in_flight` at a time: while one photo's faces are
         found and classified, the next one decodes (decoding holds no lock and takes a core of its own)."""
         with ThreadPoolExecutor(in_flight, thread_name_prefix="predict") as pool:

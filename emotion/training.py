@@ -269,12 +269,15 @@ def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTr
     """A fresh compiled model (AdamW, warm-up + cosine schedule, BCE or CCE) and its input pipelines.
 
     `config.init` is resolved first (`transfer.resolve_init`): "scratch" builds the CNN, anything else
-    puts a new head on that model's frozen convolutional layers.
+    puts a new output layer on that model's frozen layers.
     """
     config = transfer.resolve_init(config, _train_file_count(prepared), prepared.class_names)
     num_classes = len(prepared.class_names)
     from_scratch = config.init == "scratch"
-    model = build_model(config, num_classes) if from_scratch else transfer.build_transfer_model(config, prepared.class_names)
+    if from_scratch:
+        model = build_model(config, num_classes)
+    else:
+        model = transfer.build_transfer_model(config, prepared.class_names)
     # Small datasets: a smaller batch, so that an epoch still has a few steps to learn from.
     batch_size = min(config.batch_size, max(MIN_BATCH_SIZE, math.ceil(len(prepared.train.labels) / MIN_STEPS)))
     fine_tune_epochs = 0 if from_scratch else config.fine_tune_epochs
