@@ -19,9 +19,8 @@ import numpy as np
 
 from emotion.archives import JUNK_NAMES, extract_zip
 from emotion.errors import DatasetError, ImageError
-from emotion.faces import FaceDetector
 from emotion.limits import MAX_CLASSES, MAX_FOLDER_DEPTH
-from emotion.photos import extract_faces
+from emotion.photos import extract_many
 from emotion.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -190,24 +189,21 @@ def load_faces(
     class_names: list[str],
     preprocessing: Preprocessing,
     faces: str,
-    detector: FaceDetector | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> FaceArrays:
-    """Read every file and crop its face through `photos.extract_faces`, the predictor's own path; the
-    largest face of a photo is its subject. Unreadable files and faceless photos are reported."""
-    if faces != "none" and detector is None:
-        detector = FaceDetector()
+    """Read every file and crop its face through `photos.extract_faces`, the predictor's own path
+    (`extract_many`: a photo a core); the largest face of a photo is its subject. Unreadable files
+    and faceless photos are reported."""
     items = [(path, label) for label, name in enumerate(class_names) for path in files_by_class.get(name, [])]
+    # No server folders in messages: a file is named by its class folder and its name.
+    named = ((path, f"{path.parent.name}/{path.name}") for path, _ in items)
     pixels, labels, paths, skipped, no_face = [], [], [], [], []
     detected = 0
-    for index, (path, label) in enumerate(items):
+    for index, ((path, label), photo) in enumerate(zip(items, extract_many(named, preprocessing, faces))):
         if on_file:
             on_file(index, len(items))
-        try:
-            # No server folders in messages: a file is named by its class folder and its name.
-            photo = extract_faces(path, preprocessing, faces, detector, name=f"{path.parent.name}/{path.name}")
-        except ImageError as error:
-            skipped.append((str(path), str(error)))
+        if isinstance(photo, ImageError):
+            skipped.append((str(path), str(photo)))
             continue
         if not photo.boxes:
             no_face.append(str(path))

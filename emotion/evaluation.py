@@ -137,7 +137,7 @@ def evaluate_dataset(data_path: Path, model_path: Path | str | None = None, face
                            f"(the model knows {', '.join(predictor.class_names)}).")
     files = {by_lower[name.lower()]: layout.splits[split].get(name, []) for name in layout.class_names
              if name.lower() in by_lower}
-    arrays = datasets.load_faces(files, predictor.class_names, predictor.preprocessing, faces, predictor.detector)
+    arrays = datasets.load_faces(files, predictor.class_names, predictor.preprocessing, faces)
     if not len(arrays.labels):
         raise DatasetError(f"{data_path}: no readable images to evaluate.")
     probabilities = classify_all(predictor.classify, arrays)
@@ -146,13 +146,12 @@ def evaluate_dataset(data_path: Path, model_path: Path | str | None = None, face
     if vote_file is not None:
         voted, _, _ = votes.voted_files(layout.splits[split], predictor.class_names, votes.read_votes(vote_file),
                                         validation=True)
-        voted_arrays = datasets.load_faces(voted, predictor.class_names, predictor.preprocessing, faces,
-                                           predictor.detector)
+        voted_arrays = datasets.load_faces(voted, predictor.class_names, predictor.preprocessing, faces)
         vote_evaluation = evaluate_arrays(predictor.classify, voted_arrays, predictor.class_names)
     other_classes = {}
     for name in unknown:
         other = datasets.load_faces({name: layout.splits[split].get(name, [])}, [name], predictor.preprocessing,
-                                    faces, predictor.detector)
+                                    faces)
         confidence = classify_all(predictor.classify, other).max(axis=1)
         if len(confidence):
             other_classes[name] = {"faces": len(confidence), "confident": float(np.mean(confidence >= CONFIDENT)),

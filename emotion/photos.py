@@ -14,10 +14,15 @@ decided the same way everywhere, by the face mode:
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from emotion.errors import ImageError
 from emotion.faces import MIN_FACE_PIXELS, FaceBox, FaceDetector
 from emotion.images import ImageSource, read_image_reduced
 from emotion.preprocess import Preprocessing, face_pixels, whole_image_box
@@ -28,6 +33,9 @@ FACE_CROP_MAX_SIDE = 160  # pixels; "auto" takes images no larger than this for 
 # On 1,000 FER-2013 val/ faces (48 x 48) the detector finds a face in 78%, filling a median 79% of the
 # side and under half in 1.2%; in web-happy-sad-dev's 100 x 100 thumbnails, 15% to 45% but for one.
 FACE_CROP_MIN_SHARE = 0.5
+# Photos worked on at once by `extract_many`, one a core. On web-happy-sad-dev's 100 photos, 2 cores:
+# 5.3 ms a photo, against 7.0 ms one photo at a time with the detector's models side by side.
+PHOTOS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -69,3 +77,29 @@ def faces_of_image(image: np.ndarray, preprocessing: Preprocessing, faces: str =
     """Crop the faces of an already decoded upright RGB image (a webcam frame, say)."""
     boxes, detected = find_boxes(image, faces, detector)
     return PhotoFaces(image, scale, boxes, face_pixels(image, boxes, preprocessing), detected)
+
+
+def extract_many(sources: Iterable[tuple[ImageSource, str | None]], preprocessing: Preprocessing,
+                 faces: str = "auto", in_flight: int = PHOTOS_IN_FLIGHT) -> Iterator[PhotoFaces | ImageError]:
+    """`extract_faces` for each (source, name), in order, with the `ImageError` of an unreadable one
+    in its place. `in_flight` photos are worked on at once, each on a thread with a face detector of
+    its own whose models run one after the other: a whole photo a core, nothing handed between
+    threads (decoding, resizing and LiteRT all release the GIL)."""
+    local = threading.local()
+
+    def extract(item: tuple[ImageSource, str | None]) -> PhotoFaces | ImageError:
+        if faces != "none" and not hasattr(local, "detector"):
+            local.detector = FaceDetector(side_by_side=False)
+        try:
+            return extract_faces(item[0], preprocessing, faces, getattr(local, "detector", None), item[1])
+        except ImageError as error:
+            return error
+
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="extract") as pool:
+        pending: deque = deque()
+        for item in sources:
+            pending.append(pool.submit(extract, item))
+            if len(pending) > in_flight:  # read ahead only as far as the threads can work
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -8,20 +8,18 @@ is below the model's `uncertain_below` is marked uncertain.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, ImageError
 from emotion.faces import FaceBox, FaceDetector
 from emotion.images import ImageSource
 from emotion.model import class_probabilities, temper
 from emotion.modelfile import ModelBundle, load_bundle
-from emotion.photos import PhotoFaces, extract_faces, faces_of_image
+from emotion.photos import PHOTOS_IN_FLIGHT, PhotoFaces, extract_faces, extract_many, faces_of_image
 from emotion.runtime import load_runtime
 
 
@@ -116,25 +114,34 @@ class Predictor:
     def predict_source(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> dict:
         """Read and classify one image; the JSON-contract record (boxes in the file's own pixels),
         with any failure in `error`."""
-        path = name or (str(source) if isinstance(source, (str, Path)) else "uploaded image")
+        path = _source_name(source, name)
         try:
-            predictions = self.predict_photo(source, faces, name=path).in_original_pixels()
+            return self._record(path, self.predict_photo(source, faces, name=path))
         except EmotionError as error:
             return {"path": path, "faces": [], "error": str(error)}
-        return {"path": path, "faces": [prediction.to_dict() for prediction in predictions], "error": None}
 
     def predict_sources(self, sources: Iterable[ImageSource], faces: str = "auto",
-                        in_flight: int = 2) -> Iterator[dict]:
-        """`predict_source` for each image, in order, `in_flight` at a time: while one photo's faces are
-        found and classified, the next one decodes (decoding holds no lock and takes a core of its own)."""
-        with ThreadPoolExecutor(in_flight, thread_name_prefix="predict") as pool:
-            pending: deque = deque()
+                        in_flight: int = PHOTOS_IN_FLIGHT) -> Iterator[dict]:
+        """`predict_source` for each image, in order, `in_flight` photos at a time, each on a core with a
+        face detector of its own (`photos.extract_many`): the quickest for many photos."""
+        paths = []
+
+        def named() -> Iterator[tuple[ImageSource, str]]:
             for source in sources:
-                pending.append(pool.submit(self.predict_source, source, faces))
-                if len(pending) >= in_flight:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+                paths.append(_source_name(source, None))
+                yield source, paths[-1]
+
+        for index, photo in enumerate(extract_many(named(), self.preprocessing, faces, in_flight)):
+            if isinstance(photo, ImageError):
+                yield {"path": paths[index], "faces": [], "error": str(photo)}
+            else:
+                yield self._record(paths[index], PhotoPrediction(photo.image, photo.scale, self._predict(photo),
+                                                                 photo.pixels))
+
+    @staticmethod
+    def _record(path: str, photo: PhotoPrediction) -> dict:
+        return {"path": path, "faces": [prediction.to_dict() for prediction in photo.in_original_pixels()],
+                "error": None}
 
     def face_prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
         """The prediction for a face from its calibrated class probabilities (classes,)."""
@@ -143,3 +150,7 @@ class Predictor:
         confidence = float(probabilities[best])
         return FacePrediction(box, self.class_names[best], confidence, scores,
                               uncertain=confidence < self.calibration.uncertain_below)
+
+
+def _source_name(source: ImageSource, name: str | None) -> str:
+    return name or (str(source) if isinstance(source, (str, Path)) else "uploaded image")

@@ -25,7 +25,6 @@ from emotion import calibration, datasets, transfer, votes
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import Evaluation, classify_all, evaluate_arrays
-from emotion.faces import FaceDetector
 from emotion.model import build_augmentation, build_model, temper
 from emotion.modelfile import ModelBundle, atomic_path, load_bundle, metadata_path, save_bundle
 from emotion.plots import plot_confusion, plot_curves
@@ -112,7 +111,6 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
     class_names = _chosen_classes(layout, config)
     # A base model decides the input size and colour mode, so the faces are cropped for it.
     config = transfer.resolve_init(config, sum(len(files) for files in layout.splits["train"].values()))
-    detector = FaceDetector() if config.faces != "none" else None
     vote_files = {split: votes.find_vote_file(layout.root, split) for split in layout.splits}
     labels = "votes" if config.labels == "votes" or (config.labels == "auto" and vote_files["train"]) else "folders"
     if labels == "votes" and not vote_files["train"]:
@@ -125,8 +123,7 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
             files_by_class, targets, missing_votes = votes.voted_files(
                 files_by_class, class_names, votes.read_votes(vote_files[split]), validation=split != "train")
             unvoted += missing_votes
-        arrays = datasets.load_faces(files_by_class, class_names, config.preprocessing, config.faces, detector,
-                                     on_file)
+        arrays = datasets.load_faces(files_by_class, class_names, config.preprocessing, config.faces, on_file)
         if targets is not None:
             arrays.targets = np.stack([targets[path] for path in arrays.paths]) if arrays.paths else None
         loaded[split] = arrays

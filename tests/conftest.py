@@ -46,8 +46,9 @@ def write_class_folders(root: Path, per_class: int = 24, seed: int = 0, classes=
     for expression in classes:
         folder = root / expression
         folder.mkdir(parents=True, exist_ok=True)
+        drawn = expression if expression in ("happy", "sad") else "happy"
         for index in range(per_class):
-            cartoon_face(expression if expression in ("happy", "sad") else "happy", rng).save(folder / f"{index:03d}.png")
+            cartoon_face(drawn, rng).save(folder / f"{index:03d}.png")
     return root
 
 

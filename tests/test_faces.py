@@ -41,6 +41,9 @@ def test_finds_every_face_of_a_group(detector, grace):
         canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
     faces = detector.detect(canvas)
     assert len(faces) == 5
+    # The models one after the other on one thread (for photos worked on side by side) agree.
+    one_after_the_other = FaceDetector(side_by_side=False).detect(canvas)
+    assert [face.as_list() for face in one_after_the_other] == [face.as_list() for face in faces]
     found = np.array([(face.y + face.height / 2, face.x + face.width / 2) for face in faces])
     for top, left in corners:
         centre = np.array([top + small.shape[0] / 2, left + small.shape[1] / 2])

@@ -10,6 +10,7 @@ from PIL import Image
 
 from emotion import datasets, photos
 from emotion.config import TrainConfig
+from emotion.errors import ImageError
 from emotion.faces import FaceDetector
 from emotion.predictor import Predictor
 
@@ -50,3 +51,16 @@ def test_face_modes_mean_the_same_everywhere(grace_hopper_path):
     assert photos.faces_of_image(portrait, preprocessing, "none", detector).boxes[0].as_list() == [0, 0, 512, 600]
     with pytest.raises(ValueError, match="faces must be one of"):
         photos.find_boxes(portrait, "detect", detector)
+
+
+def test_many_photos_are_read_in_order_with_unreadable_ones_in_place(tmp_path, grace_hopper_path, predictor):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 cut short")
+    sources = [(grace_hopper_path, "a"), (broken, "b"), (grace_hopper_path, "c"), (broken, "d")]
+    results = list(photos.extract_many(sources, predictor.preprocessing, in_flight=2))
+    assert [isinstance(result, ImageError) for result in results] == [False, True, False, True]
+    assert str(results[1]).startswith("b:") and str(results[3]).startswith("d:")
+    one = photos.extract_faces(grace_hopper_path, predictor.preprocessing, "auto", predictor.detector)
+    for result in results[0::2]:
+        assert [box.as_list() for box in result.boxes] == [box.as_list() for box in one.boxes]
+        np.testing.assert_array_equal(result.pixels, one.pixels)
