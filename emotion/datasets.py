@@ -199,7 +199,7 @@ def load_faces(
     named = ((path, f"{path.parent.name}/{path.name}") for path, _ in items)
     pixels, labels, paths, skipped, no_face = [], [], [], [], []
     detected = 0
-    for index, ((path, label), photo) in enumerate(zip(items, extract_many(named, preprocessing, faces))):
+    for index, (photo, (path, label)) in enumerate(zip(extract_many(named, preprocessing, faces), items)):
         if on_file:
             on_file(index, len(items))
         if isinstance(photo, ImageError):

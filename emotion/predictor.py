@@ -8,6 +8,7 @@ is below the model's `uncertain_below` is marked uncertain.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -104,7 +105,9 @@ class Predictor:
 
         The photo goes through `photos.extract_faces`, the path the dataset loader takes too.
         """
-        photo = extract_faces(source, self.preprocessing, faces, self.detector, name)
+        return self._classified(extract_faces(source, self.preprocessing, faces, self.detector, name))
+
+    def _classified(self, photo: PhotoFaces) -> PhotoPrediction:
         return PhotoPrediction(photo.image, photo.scale, self._predict(photo), photo.pixels)
 
     def _predict(self, photo: PhotoFaces) -> list[FacePrediction]:
@@ -116,32 +119,20 @@ class Predictor:
         with any failure in `error`."""
         path = _source_name(source, name)
         try:
-            return self._record(path, self.predict_photo(source, faces, name=path))
+            return _record(path, self.predict_photo(source, faces, name=path))
         except EmotionError as error:
-            return {"path": path, "faces": [], "error": str(error)}
+            return _error_record(path, error)
 
     def predict_sources(self, sources: Iterable[ImageSource], faces: str = "auto",
                         in_flight: int = PHOTOS_IN_FLIGHT) -> Iterator[dict]:
         """`predict_source` for each image, in order, `in_flight` photos at a time, each on a core with a
         face detector of its own (`photos.extract_many`): the quickest for many photos."""
-        paths = []
-
-        def named() -> Iterator[tuple[ImageSource, str]]:
-            for source in sources:
-                paths.append(_source_name(source, None))
-                yield source, paths[-1]
-
-        for index, photo in enumerate(extract_many(named(), self.preprocessing, faces, in_flight)):
+        items, named = itertools.tee((source, _source_name(source, None)) for source in sources)
+        for photo, (_, path) in zip(extract_many(items, self.preprocessing, faces, in_flight), named):
             if isinstance(photo, ImageError):
-                yield {"path": paths[index], "faces": [], "error": str(photo)}
+                yield _error_record(path, photo)
             else:
-                yield self._record(paths[index], PhotoPrediction(photo.image, photo.scale, self._predict(photo),
-                                                                 photo.pixels))
-
-    @staticmethod
-    def _record(path: str, photo: PhotoPrediction) -> dict:
-        return {"path": path, "faces": [prediction.to_dict() for prediction in photo.in_original_pixels()],
-                "error": None}
+                yield _record(path, self._classified(photo))
 
     def face_prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
         """The prediction for a face from its calibrated class probabilities (classes,)."""
@@ -154,3 +145,12 @@ class Predictor:
 
 def _source_name(source: ImageSource, name: str | None) -> str:
     return name or (str(source) if isinstance(source, (str, Path)) else "uploaded image")
+
+
+def _record(path: str, photo: PhotoPrediction) -> dict:
+    return {"path": path, "faces": [prediction.to_dict() for prediction in photo.in_original_pixels()],
+            "error": None}
+
+
+def _error_record(path: str, error: EmotionError) -> dict:
+    return {"path": path, "faces": [], "error": str(error)}
