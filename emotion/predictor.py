@@ -128,11 +128,8 @@ class Predictor:
         """`predict_source` for each image, in order, `in_flight` photos at a time, each on a core with a
         face detector of its own (`photos.extract_many`): the quickest for many photos."""
         items, named = itertools.tee((source, _source_name(source, None)) for source in sources)
-        for photo, (_, path) in zip(extract_many(items, self.preprocessing, faces, in_flight), named):
-            if isinstance(photo, ImageError):
-                yield _error_record(path, photo)
-            else:
-                yield _record(path, self._classified(photo))
+        for photo, (_, path) in zip(extract_many(items, self.preprocessing, faces, in_flight, self._classified), named):
+            yield _error_record(path, photo) if isinstance(photo, ImageError) else _record(path, photo)
 
     def face_prediction(self, box: FaceBox, probabilities: np.ndarray) -> FacePrediction:
         """The prediction for a face from its calibrated class probabilities (classes,)."""
