@@ -139,9 +139,11 @@ def main() -> None:
                                                val_labels)
         web_error = expected_calibration_error(calibrated(happy_probability(web, names, neutral_share), scale, power),
                                                web_labels)
-        print(f"| {neutral_share:.2f} | {scale:.2f} | {power:.2f} | {confident:.1%} | {val_error:.1%} | {web_error:.1%} |")
+        print(f"| {neutral_share:.2f} | {scale:.2f} | {power:.2f} | {confident:.1%} | {val_error:.1%} "
+              f"| {web_error:.1%} |")
 
     report_noise_floor(predictor, web_pixels, web_labels)
+
 
 if __name__ == "__main__":
     main()
