@@ -96,7 +96,9 @@ def main() -> None:
         raise SystemExit(f"Cannot start: {error}")
     server.sessions.start_sweeper()
     try:
-        launch(server)
+        app = launch(server, block=False)
+        server.load_trainer_in_background()  # once the page is served: serving never needs TensorFlow
+        app.demo.block_thread()
     finally:
         server.sessions.close_all()
 

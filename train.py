@@ -19,8 +19,9 @@ from emotion.config import LABEL_SOURCES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.photos import FACE_MODES  # noqa: E402
 from emotion.transfer import SCRATCH_MIN_FILES  # noqa: E402
-from emotion.training import (BatchProgress, EpochProgress, checkpoint_path, prepare_data, thin_classes,  # noqa: E402
-                             train)
+from emotion.preparation import prepare_data, thin_classes  # noqa: E402
+from emotion.progress import BatchProgress, EpochProgress  # noqa: E402
+from emotion.training import checkpoint_path, train  # noqa: E402
 
 DEFAULTS = TrainConfig()
 

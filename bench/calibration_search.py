@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPOSITORY))
 
 from emotion import datasets, votes  # noqa: E402
 from emotion.calibration import expected_calibration_error  # noqa: E402
-from emotion.model import class_probabilities  # noqa: E402
+from emotion.runtime import class_probabilities  # noqa: E402
 from emotion.predictor import Predictor  # noqa: E402
 
 HAPPY_SAD = ["happy", "sad"]

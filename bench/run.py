@@ -49,7 +49,8 @@ from emotion.images import read_image_reduced  # noqa: E402
 from emotion.photos import PHOTO_MAX_SIDE  # noqa: E402
 from emotion.predictor import Predictor  # noqa: E402
 # The trainer's own pieces, so the measured step is the step `train` runs.
-from emotion.training import PreparedData, compiled_training, prepare_data  # noqa: E402
+from emotion.preparation import PreparedData, prepare_data  # noqa: E402
+from emotion.training import compiled_training  # noqa: E402
 
 DEFAULT_OUTPUT = REPOSITORY / "bench" / "results.md"
 DEFAULT_FER_PATH = Path(__file__).resolve().parents[2] / "shared/data/fer2013-happy-sad"

@@ -31,7 +31,8 @@ from emotion.config import TrainConfig  # noqa: E402
 from emotion.evaluation import Evaluation  # noqa: E402
 from emotion.export import export_tflite  # noqa: E402
 from emotion.modelfile import load_bundle  # noqa: E402
-from emotion.training import PreparedData, train  # noqa: E402
+from emotion.preparation import PreparedData  # noqa: E402
+from emotion.training import train  # noqa: E402
 
 
 def folds_of(arrays: datasets.FaceArrays, folds: int, seed: int):

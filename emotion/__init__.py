@@ -23,7 +23,7 @@ _EXPORTS = {
     "Predictor": "emotion.predictor",
     "FacePrediction": "emotion.predictor",
     "train": "emotion.training",
-    "prepare_data": "emotion.training",
+    "prepare_data": "emotion.preparation",
     "evaluate_dataset": "emotion.evaluation",
     "export_tflite": "emotion.export",
 }

@@ -148,12 +148,11 @@ def run_read_out(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from emotion.export import check_parity, export_tflite
+    from emotion.export import export_record, export_tflite
     from emotion.modelfile import load_bundle
 
-    bundle = load_bundle(args.model)
-    path = export_tflite(bundle, args.output)
-    difference = check_parity(bundle, path)
+    path = export_tflite(load_bundle(args.model), args.output)
+    difference = export_record(path)["largest_difference"]
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); largest difference from Keras: {difference:.1e}")
     return 0
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotion.model import temper
-
 # Temperatures searched (log-spaced). A tiny validation set cannot support an extreme value.
 TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))
 MIN_FACES_TO_FIT = 30  # fewer validation faces than this keep temperature 1
@@ -18,6 +16,19 @@ UNCERTAIN_BELOW_ACCURACY = 0.75
 CONFIDENCE_WINDOW = 0.1  # width of the confidence band whose accuracy decides the threshold
 MIN_FACES_IN_WINDOW = 20
 ECE_BINS = 10
+
+
+def temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of (n, classes) probabilities: softmax(log(p) / T).
+
+    For two classes this is sigmoid(logit / T). T > 1 softens over-confident scores; argmax is unchanged.
+    """
+    if temperature == 1.0 or len(probabilities) == 0:
+        return probabilities
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    exponentials = np.exp(logits)
+    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def fit_temperature(probabilities: np.ndarray, targets: np.ndarray) -> float:

@@ -1,25 +1,63 @@
-"""Export to TFLite (LiteRT) for phones and edge devices, checked against the Keras model."""
+"""Export to TFLite (LiteRT) for phones and edge devices, checked against the Keras model.
+
+A checked export leaves a record beside it (`<model>.tflite.json`): the SHA-256 of the `.keras` file
+it was made from and of the `.tflite` itself, and how far their outputs were apart. While both files
+still match it, the predictor serves the export without loading Keras at all (see `runtime`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from emotion.errors import ModelError
-from emotion.modelfile import ModelBundle, atomic_path
+from emotion.modelfile import ModelBundle, atomic_path, write_json
 
 PARITY_TOLERANCE = 1e-4  # largest allowed difference between Keras and TFLite probabilities
 
 
 def export_tflite(bundle: ModelBundle, output_path: Path | None = None) -> Path:
-    """Write `<model>.tflite` (float32) beside the model unless `output_path` says otherwise."""
+    """Write `<model>.tflite` (float32) beside the model unless `output_path` says otherwise, checked
+    against the Keras model before it replaces anything (`check_parity`), and its record beside it."""
     output_path = Path(output_path) if output_path else bundle.path.with_suffix(".tflite")
     with atomic_path(output_path) as temporary:
         bundle.model.export(str(temporary.with_suffix(".tflite")), format="litert", verbose=False)
         temporary.with_suffix(".tflite").replace(temporary)
+        difference = check_parity(bundle, temporary)
+    write_json({"model": bundle.path.name, "model_sha256": _sha256(bundle.path),
+                "tflite_sha256": _sha256(output_path), "largest_difference": difference},
+               export_record_path(output_path))
     return output_path
+
+
+def export_record_path(tflite_path: Path) -> Path:
+    return Path(tflite_path).with_suffix(".tflite.json")
+
+
+def export_record(tflite_path: Path) -> dict | None:
+    """What `export_tflite` recorded of an export, or None."""
+    try:
+        record = json.loads(export_record_path(tflite_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def recorded_export(bundle: ModelBundle, tflite_path: Path) -> bool:
+    """True when `tflite_path` was exported from this very model file and checked (`export_tflite`), and
+    neither file has changed since: it can then be served without loading Keras."""
+    record = export_record(tflite_path) or {}
+    return (Path(tflite_path).is_file() and record.get("model_sha256") == _sha256(bundle.path)
+            and record.get("tflite_sha256") == _sha256(tflite_path))
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def tflite_probabilities(tflite_path: Path, pixels: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ from typing import Iterator, Union
 
 from emotion.config import TrainConfig
 from emotion.errors import EmotionError
-from emotion.training import BatchProgress, EpochProgress, PreparedData, TrainResult, train
+from emotion.preparation import PreparedData
+from emotion.progress import BatchProgress, EpochProgress, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
+            from emotion.training import train  # TensorFlow: loaded by the first training, not by the app's start
+
             self.result = train(self.data, self.config, self.output_path, on_batch=self._events.put,
                                 on_epoch=self._events.put, should_stop=self._stop.is_set)
         except BaseException as error:  # handed to whoever waits; a worker thread has nobody else to tell

@@ -7,7 +7,6 @@ serving cannot disagree about it. Two classes give one sigmoid unit, more give a
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers, ops
 
 from emotion.config import TrainConfig
@@ -108,24 +107,3 @@ def build_augmentation(config: TrainConfig) -> keras.Sequential:
         ],
         name="augmentation",
     )
-
-
-def class_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Model outputs as (n, classes) probabilities; a sigmoid unit is P(class 1)."""
-    outputs = np.asarray(outputs, dtype=np.float32)
-    if outputs.shape[-1] == 1:
-        return np.concatenate([1.0 - outputs, outputs], axis=-1)
-    return outputs
-
-
-def temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature scaling of (n, classes) probabilities: softmax(log(p) / T).
-
-    For two classes this is sigmoid(logit / T). T > 1 softens over-confident scores; argmax is unchanged.
-    """
-    if temperature == 1.0 or len(probabilities) == 0:
-        return probabilities
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=-1, keepdims=True)
-    exponentials = np.exp(logits)
-    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)

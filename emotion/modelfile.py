@@ -4,22 +4,29 @@ A write goes to a temporary file in the same folder and is renamed into place, s
 stopped training never leaves a half-written model where a good one was. The metadata (class
 names, preprocessing, metrics) travels inside the `.keras` archive, so the one rename that
 replaces a model replaces its metadata with it; the `.json` beside it is for people and tools.
+
+Keras (and TensorFlow under it, about 4 s to import) is loaded only when a model's Keras graph is
+needed: serving a model with a checked LiteRT export reads its metadata alone (see `runtime`).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import tempfile
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from emotion.errors import ModelError
 from emotion.preprocess import Preprocessing
+
+if TYPE_CHECKING:
+    import keras
 
 MODELS_FOLDER = Path(__file__).resolve().parent.parent / "models"
 # The models that ship in models/, by the names `--model` and `Predictor.load` accept.
@@ -31,9 +38,16 @@ EMBEDDED_METADATA = "emotion.json"  # our entry in the .keras zip, beside Keras'
 
 @dataclass(frozen=True)
 class ModelBundle:
-    model: keras.Model
+    """A model file's metadata, and its Keras model, loaded on first use unless given (`loaded`)."""
+
     metadata: dict
     path: Path
+    loaded: "keras.Model | None" = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def model(self) -> "keras.Model":
+        """The Keras model; raises `ModelError` when the file cannot be loaded or does not match its metadata."""
+        return self.loaded if self.loaded is not None else _load_keras_model(self.path, len(self.class_names))
 
     @property
     def class_names(self) -> list[str]:
@@ -96,8 +110,10 @@ def atomic_path(final_path: Path):
             os.remove(temporary)
 
 
-def save_bundle(model: keras.Model, metadata: dict, model_path: Path) -> Path:
+def save_bundle(model: "keras.Model", metadata: dict, model_path: Path) -> Path:
     """Write the model with its metadata inside in one atomic step, then the `.json` copy."""
+    import keras
+
     model_path = Path(model_path)
     # An uncompiled copy: the optimizer's state (twice the weights, for AdamW) is no use to a predictor.
     # (`clone_model` would not do: Keras 3.15 compiles the clone with the original's optimizer.)
@@ -154,6 +170,13 @@ def _embedded_metadata(model_path: Path) -> str | None:
 
 def load_bundle(model_path: Path | str | None = None) -> ModelBundle:
     """Load a model and its metadata; every failure is one `ModelError` saying how to fix it."""
+    bundle = read_bundle(model_path)
+    bundle.model  # noqa: B018 - loads and checks the Keras model now
+    return bundle
+
+
+def read_bundle(model_path: Path | str | None = None) -> ModelBundle:
+    """A model's metadata, checked, with its Keras model left to load on first use (`ModelBundle.model`)."""
     model_path = resolve_model_path(model_path)
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} not found. Train one with `python train.py --data PATH` "
@@ -161,16 +184,24 @@ def load_bundle(model_path: Path | str | None = None) -> ModelBundle:
     metadata = read_metadata(model_path)
     try:
         Preprocessing(**metadata["preprocessing"])
-        class_names = list(metadata["class_names"])
+        list(metadata["class_names"])
         Calibration.from_metadata(metadata)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelError(f"the metadata of {model_path} is not valid ({type(error).__name__}: {error}).") from error
+    return ModelBundle(metadata, model_path)
+
+
+def _load_keras_model(model_path: Path, class_count: int) -> "keras.Model":
+    import keras
+
+    importlib.import_module("emotion.model")  # registers the layers of ours (MergeClasses) models may hold
+
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged file
         raise ModelError(f"{model_path} could not be loaded; the file is damaged or not a Keras model "
                          f"({type(error).__name__}: {error}). Retrain it or restore it from git.") from error
     outputs = model.output_shape[-1]
-    if outputs != (1 if len(class_names) == 2 else len(class_names)):
-        raise ModelError(f"{model_path} has {outputs} outputs but its metadata lists {len(class_names)} classes.")
-    return ModelBundle(model, metadata, model_path)
+    if outputs != (1 if class_count == 2 else class_count):
+        raise ModelError(f"{model_path} has {outputs} outputs but its metadata lists {class_count} classes.")
+    return model

@@ -18,10 +18,10 @@ import numpy as np
 from emotion.errors import EmotionError, ImageError
 from emotion.faces import FaceBox, FaceDetector
 from emotion.images import ImageSource
-from emotion.model import class_probabilities, temper
-from emotion.modelfile import ModelBundle, load_bundle
+from emotion.calibration import temper
+from emotion.modelfile import ModelBundle, read_bundle
 from emotion.photos import PHOTOS_IN_FLIGHT, PhotoFaces, extract_faces, extract_many, faces_of_image
-from emotion.runtime import load_runtime
+from emotion.runtime import class_probabilities, load_runtime
 
 
 def verdict(label: str, confidence: float, uncertain: bool) -> str:
@@ -77,7 +77,7 @@ class Predictor:
     @classmethod
     def load(cls, model_path: Path | str | None = None, runtime: str = "auto") -> "Predictor":
         """Load a bundled model by name (`happy_sad`, `emotions`), a `.keras` path, or the default when None."""
-        return cls(load_bundle(model_path), runtime=runtime)
+        return cls(read_bundle(model_path), runtime=runtime)
 
     def warm_up(self) -> "Predictor":
         """Build the face detector and run the whole path once, so a server's first request is not slower."""

@@ -5,6 +5,7 @@ Nothing here knows about Gradio; each visitor's own state lives in `emotion.sess
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections import OrderedDict
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from emotion.errors import EmotionError, ModelError
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
-from emotion.modelfile import BUNDLED_MODELS, DEFAULT_MODEL, load_bundle, resolve_model_path
+from emotion.modelfile import BUNDLED_MODELS, DEFAULT_MODEL, read_bundle, resolve_model_path
 from emotion.predictor import Predictor
 from emotion.sessions import Session, SessionStore
 
@@ -39,7 +40,7 @@ class PredictorCache:
                 self._predictors.move_to_end(key)
                 return self._predictors[key]
         # Loading happens outside the lock so one slow load never blocks predictions on other models.
-        predictor = Predictor(load_bundle(key), detector=self.default.detector)
+        predictor = Predictor(read_bundle(key), detector=self.default.detector)
         with self._lock:
             self._predictors[key] = predictor
             while len(self._predictors) > self.capacity:
@@ -89,6 +90,15 @@ class Server:
             except ModelError as error:
                 log.error("%s Starting with the bundled model instead.", error)
         return cls(None, sessions_root)
+
+    @staticmethod
+    def load_trainer_in_background() -> threading.Thread:
+        """Import the trainer (TensorFlow and Keras, about 4 s) on a thread of its own, so that a
+        visitor's first dataset or training does not wait for it; predictions never need it."""
+        thread = threading.Thread(target=importlib.import_module, args=("emotion.training",), name="load-trainer",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def model_choices(self, session: Session) -> list[str]:
         """What this visitor may pick: the server's models, then those they trained."""

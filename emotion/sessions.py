@@ -19,7 +19,7 @@ from typing import Callable
 from emotion.config import TrainConfig
 from emotion.errors import EmotionError
 from emotion.jobs import TrainingJob
-from emotion.training import PreparedData, prepare_data
+from emotion.preparation import PreparedData, prepare_data
 
 log = logging.getLogger(__name__)
 

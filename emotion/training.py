@@ -11,9 +11,8 @@ import datetime
 import logging
 import math
 import platform
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,14 +20,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from emotion import calibration, datasets, transfer, votes
+from emotion import calibration, datasets, transfer
 from emotion.config import TrainConfig
-from emotion.errors import DatasetError, TrainingCancelled
-from emotion.evaluation import Evaluation, classify_all, evaluate_arrays
-from emotion.model import build_augmentation, build_model, temper
+from emotion.errors import TrainingCancelled
+from emotion.evaluation import classify_all, evaluate_arrays
+from emotion.model import build_augmentation, build_model
 from emotion.modelfile import ModelBundle, atomic_path, load_bundle, metadata_path, save_bundle
 from emotion.plots import plot_confusion, plot_curves
 from emotion.predictor import Predictor
+from emotion.preparation import PreparedData, prepare_data
+from emotion.progress import BatchProgress, EpochProgress, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -41,139 +42,7 @@ XLA_MIN_IMAGES = 10_000  # training faces x epochs
 FIXED_SCHEDULE_BELOW = 2000
 MIN_STEPS = 8  # an epoch has at least this many batches ...
 MIN_BATCH_SIZE = 16  # ... unless that would make them smaller than this
-FEW_IMAGES = 10  # usable images a class below which users are warned
 CHECKPOINT_SECONDS = 10  # on a fixed schedule, epochs take well under a second: save the checkpoint less often
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    epoch: int  # 1-based
-    epochs: int
-    batch: int  # 1-based within the epoch
-    batches: int
-    loss: float
-    accuracy: float
-
-
-@dataclass(frozen=True)
-class EpochProgress:
-    epoch: int  # 1-based
-    epochs: int
-    loss: float
-    accuracy: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float  # wall time of this epoch
-
-
-@dataclass
-class PreparedData:
-    class_names: list[str]
-    train: datasets.FaceArrays
-    val: datasets.FaceArrays
-    test: datasets.FaceArrays | None
-    summary: dict  # what was found, for the metadata and for people
-
-
-@dataclass
-class TrainResult:
-    model_path: Path
-    metadata_path: Path
-    curves_path: Path
-    confusion_path: Path
-    evaluation: Evaluation  # on the test split when there is one, else on validation
-    evaluated_on: str
-    history: dict[str, list[float]]
-    best_epoch: int
-    stopped_by_user: bool
-    summary: dict = field(default_factory=dict)
-    init: str = "scratch"  # where training started: scratch, a bundled model's name or a model path
-    known_classes: dict[str, str] = field(default_factory=dict)  # class -> the base's class it started from
-
-    @property
-    def started_from(self) -> str:
-        """Where training started, in words: `emotions (happy, sad from its own outputs)`."""
-        known = f" ({', '.join(self.known_classes)} from its own outputs)" if self.known_classes else ""
-        return f"{self.init}{known}"
-
-
-def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = None,
-                 on_file: Callable[[int, int], None] | None = None) -> PreparedData:
-    """Find, decode and crop a dataset, and split off validation when it has none.
-
-    A zip is extracted under `workdir`; without one, into a temporary folder removed once the
-    images are in memory.
-    """
-    if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="emotion-dataset-") as temporary:
-            return prepare_data(data_path, config, Path(temporary), on_file)
-    layout = datasets.open_dataset(Path(data_path), workdir)
-    class_names = _chosen_classes(layout, config)
-    # A base model decides the input size and colour mode, so the faces are cropped for it.
-    config = transfer.resolve_init(config, sum(len(files) for files in layout.splits["train"].values()))
-    vote_files = {split: votes.find_vote_file(layout.root, split) for split in layout.splits}
-    labels = "votes" if config.labels == "votes" or (config.labels == "auto" and vote_files["train"]) else "folders"
-    if labels == "votes" and not vote_files["train"]:
-        raise DatasetError(f"labels 'votes' needs {votes.VOTE_FILE_PATTERN.format(split='train')} beside the "
-                           "dataset's split folders.")
-    loaded, unvoted = {}, 0
-    for split, files_by_class in layout.splits.items():
-        targets = None
-        if labels == "votes" and vote_files[split]:
-            files_by_class, targets, missing_votes = votes.voted_files(
-                files_by_class, class_names, votes.read_votes(vote_files[split]), validation=split != "train")
-            unvoted += missing_votes
-        arrays = datasets.load_faces(files_by_class, class_names, config.preprocessing, config.faces, on_file)
-        if targets is not None:
-            arrays.targets = np.stack([targets[path] for path in arrays.paths]) if arrays.paths else None
-        loaded[split] = arrays
-    train = loaded["train"]
-    if "val" in loaded:
-        val = loaded["val"]
-    else:
-        train, val = datasets.split_validation(train, config.val_split, config.seed)
-    for split_name, arrays in (("training", train), ("validation", val)):
-        missing = [name for index, name in enumerate(class_names) if not np.any(arrays.labels == index)]
-        if missing:
-            raise DatasetError(f"no usable {split_name} images for class(es) {', '.join(missing)}; each class needs "
-                               "at least two readable images (with a face, when faces are detected).")
-    summary = {
-        "root": layout.root.name,
-        "layout": layout.layout,
-        "face_mode": config.faces,
-        "faces_detected": sum(arrays.detected for arrays in loaded.values()),  # the rest were used whole
-        "labels": labels,
-        "files": layout.counts(),
-        "used": {"train": _class_counts(train, class_names), "val": _class_counts(val, class_names)},
-        "skipped": [{"file": _short(path, layout.root), "reason": reason}
-                    for arrays in loaded.values() for path, reason in arrays.skipped],
-        "no_face": [_short(path, layout.root) for arrays in loaded.values() for path in arrays.no_face],
-    }
-    if "test" in loaded:
-        summary["used"]["test"] = _class_counts(loaded["test"], class_names)
-    if labels == "votes":
-        summary["unvoted"] = unvoted  # files the vote files do not cover, left out
-    return PreparedData(class_names, train, val, loaded.get("test"), summary)
-
-
-def thin_classes(prepared: PreparedData) -> dict[str, int]:
-    """Classes with fewer than FEW_IMAGES usable images (training and validation together): too few to
-    learn from, or to trust a validation figure of. Class name -> images."""
-    used = prepared.summary["used"]
-    counts = {name: sum(split.get(name, 0) for split in (used["train"], used["val"])) for name in prepared.class_names}
-    return {name: count for name, count in counts.items() if count < FEW_IMAGES}
-
-
-def _chosen_classes(layout: datasets.DatasetLayout, config: TrainConfig) -> list[str]:
-    """The classes to train: `config.classes` in the dataset's spelling, else every class folder."""
-    if not config.classes:
-        return layout.class_names
-    spelling = {name.casefold(): name for name in layout.class_names}
-    unknown = [name for name in config.classes if name.casefold() not in spelling]
-    if unknown:
-        raise DatasetError(f"the dataset has no class folder(s) {', '.join(unknown)}; "
-                           f"it has {', '.join(layout.class_names)}.")
-    return sorted(spelling[name.casefold()] for name in config.classes)
 
 
 def train(
@@ -399,7 +268,7 @@ def calibrate(classify: Callable[[np.ndarray], np.ndarray], prepared: PreparedDa
     val = prepared.val
     raw = classify_all(classify, val)
     temperature = calibration.fit_temperature(raw, val.labels)
-    calibrated = temper(raw, temperature)
+    calibrated = calibration.temper(raw, temperature)
     return {"temperature": temperature,
             "uncertain_below": calibration.uncertainty_threshold(calibrated, val.labels),
             "fitted_on": f"{len(val.labels)} validation faces, against their "
@@ -431,8 +300,8 @@ def recalibrate(model_path: Path | str, data_path: Path) -> dict:
 def _calibrated(model: keras.Model, metadata: dict, path: Path, prepared: PreparedData) -> tuple[dict, Callable]:
     """Fit a model's calibration on `prepared`'s validation faces (`metadata`: without one); the fitted
     values and the calibrated serving path's `classify`, so the metrics saved are what users will get."""
-    fitted = calibrate(Predictor(ModelBundle(model, metadata, path), runtime="keras").classify, prepared)
-    return fitted, Predictor(ModelBundle(model, {**metadata, "calibration": fitted}, path), runtime="keras").classify
+    fitted = calibrate(Predictor(ModelBundle(metadata, path, model), runtime="keras").classify, prepared)
+    return fitted, Predictor(ModelBundle({**metadata, "calibration": fitted}, path, model), runtime="keras").classify
 
 
 def _inference_metadata(config: TrainConfig, class_names: list[str]) -> dict:
@@ -499,18 +368,6 @@ def _class_weights(arrays: datasets.FaceArrays, num_classes: int) -> dict[int, f
         counts = np.bincount(arrays.labels, minlength=num_classes).astype(float)
     total = counts.sum()
     return {index: float(total / (num_classes * max(count, 1))) for index, count in enumerate(counts)}
-
-
-def _class_counts(arrays: datasets.FaceArrays, class_names: list[str]) -> dict[str, int]:
-    counts = np.bincount(arrays.labels, minlength=len(class_names))
-    return {name: int(count) for name, count in zip(class_names, counts)}
-
-
-def _short(path: str, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return Path(path).name
 
 
 def _versions() -> dict[str, str]:

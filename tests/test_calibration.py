@@ -9,7 +9,7 @@ from PIL import Image
 from emotion import calibration
 from emotion.export import export_tflite
 from emotion.modelfile import load_bundle, save_bundle
-from emotion.model import temper
+from emotion.calibration import temper
 from emotion.predictor import Predictor
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 
+from emotion.errors import ModelError
 from emotion.export import export_tflite
 from emotion.modelfile import load_bundle
 from emotion.predictor import Predictor
@@ -26,3 +28,18 @@ def test_an_exported_model_is_used_and_labels_faces_as_keras_did(tiny_training, 
         assert answer["faces"][0]["label"] == expected["faces"][0]["label"]
         assert np.allclose(list(answer["faces"][0]["scores"].values()), list(expected["faces"][0]["scores"].values()),
                            atol=1e-4)
+
+
+def test_an_export_that_differs_from_its_model_is_refused_and_replaces_nothing(tiny_training, tmp_path, monkeypatch):
+    from emotion import export
+
+    result, _, _ = tiny_training
+    model_path = shutil.copy(result.model_path, tmp_path / "tiny.keras")
+    good = export_tflite(load_bundle(model_path))
+    kept, record = good.read_bytes(), export.export_record(good)
+    assert record["model"] == "tiny.keras" and record["largest_difference"] < export.PARITY_TOLERANCE
+
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # as if the converter had changed the model
+    with pytest.raises(ModelError, match="do not ship this export"):
+        export_tflite(load_bundle(model_path))
+    assert good.read_bytes() == kept and export.export_record(good) == record  # the checked export stays

@@ -27,7 +27,8 @@ from emotion import archives, datasets
 from emotion.config import TrainConfig
 from emotion.errors import DatasetError
 from emotion.serving import Server
-from emotion.training import prepare_data, train
+from emotion.preparation import prepare_data
+from emotion.training import train
 
 TINY = TrainConfig(epochs=1, batch_size=8, base_filters=8, init="scratch")
 SYMLINK_ATTR = 0o120777 << 16  # unix mode bits of a symbolic link, where zip keeps them

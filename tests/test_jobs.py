@@ -7,7 +7,8 @@ import pytest
 from emotion.config import TrainConfig
 from emotion.errors import TrainingCancelled
 from emotion.jobs import TrainingBusy, TrainingJob
-from emotion.training import BatchProgress, EpochProgress, prepare_data
+from emotion.preparation import prepare_data
+from emotion.progress import BatchProgress, EpochProgress
 
 CONFIG = TrainConfig(epochs=30, batch_size=8, base_filters=8, early_stopping_patience=30, init="scratch")
 

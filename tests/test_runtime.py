@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from emotion.export import export_tflite
+from conftest import PROJECT_ROOT
+from emotion.export import export_record_path, export_tflite, recorded_export
 from emotion.modelfile import load_bundle
 from emotion.predictor import Predictor
 from emotion.runtime import KerasRuntime, LiteRTRuntime, load_runtime
@@ -34,17 +37,38 @@ def test_litert_matches_keras_for_any_batch_size(exported, faces):
     assert np.max(np.abs(litert_outputs - keras_outputs)) < 1e-4
 
 
-def test_auto_uses_litert_only_when_the_export_is_newer_than_the_model(exported):
+def test_auto_uses_a_recorded_export_without_tensorflow():
+    """The bundled models' exports are recorded against their .keras files: the command line and the app
+    classify with LiteRT without importing TensorFlow (about 4 s of every start)."""
+    code = ("import sys; from emotion.predictor import Predictor; "
+            "names = [Predictor.load(name).runtime.name for name in ('happy_sad', 'emotions')]; "
+            "print(names, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['litert', 'litert'] False False"
+
+
+def test_auto_uses_litert_only_when_the_export_is_current(exported):
+    tflite = exported.path.with_suffix(".tflite")
+    assert recorded_export(exported, tflite)
     assert isinstance(load_runtime(exported), LiteRTRuntime)
     assert isinstance(Predictor(exported).runtime, LiteRTRuntime)
 
-    tflite = exported.path.with_suffix(".tflite")
+    record = export_record_path(tflite)
+    kept = record.read_bytes()
+    record.write_text(record.read_text().replace('"model_sha256": "', '"model_sha256": "0'))  # another model's
     older = exported.path.stat().st_mtime - 60
-    os.utime(tflite, (older, older))  # a model retrained after its export: the export is stale
     try:
+        assert not recorded_export(exported, tflite)
+        # Without a matching record, an export newer than the model is checked on a few faces and used ...
+        assert isinstance(load_runtime(exported), LiteRTRuntime)
+        # ... and one older than it (a model retrained after its export) is not.
+        os.utime(tflite, (older, older))
         assert isinstance(load_runtime(exported), KerasRuntime)
     finally:
+        record.write_bytes(kept)
         os.utime(tflite)
+    assert recorded_export(exported, tflite)
 
 
 def test_a_mismatched_export_is_not_used(exported, tmp_path, tiny_dataset):

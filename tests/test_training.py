@@ -13,7 +13,7 @@ from conftest import tiny_training_config, write_class_folders
 from emotion.config import TrainConfig
 from emotion.errors import TrainingCancelled
 from emotion.predictor import Predictor
-from emotion import training
+from emotion import preparation, training
 from emotion.training import train
 
 
@@ -128,5 +128,5 @@ def test_long_trainings_compile_with_xla_and_still_learn(tiny_dataset, tmp_path,
 
 
 def test_short_trainings_skip_the_xla_compile(tiny_dataset):
-    prepared = training.prepare_data(tiny_dataset, TrainConfig(init="scratch"))
+    prepared = preparation.prepare_data(tiny_dataset, TrainConfig(init="scratch"))
     assert training.compiled_training(prepared, TrainConfig(epochs=2, init="scratch")).model.jit_compile is False

@@ -15,7 +15,8 @@ from emotion.errors import ModelError
 from emotion.export import check_parity, export_tflite
 from emotion.modelfile import BUNDLED_MODELS, load_bundle
 from emotion.predictor import Predictor
-from emotion.training import compiled_training, prepare_data, train
+from emotion.preparation import prepare_data
+from emotion.training import compiled_training, train
 
 
 @pytest.fixture(scope="module")

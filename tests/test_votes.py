@@ -11,7 +11,7 @@ import pytest
 from conftest import write_class_folders
 from emotion import votes
 from emotion.config import TrainConfig
-from emotion.training import prepare_data
+from emotion.preparation import prepare_data
 
 COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
 

@@ -13,7 +13,8 @@ import pandas as pd
 from emotion.jobs import TrainingJob
 from emotion.modelfile import BUNDLED_MODELS, ModelBundle
 from emotion.predictor import FacePrediction
-from emotion.training import FEW_IMAGES, BatchProgress, EpochProgress, PreparedData, TrainResult, thin_classes
+from emotion.preparation import FEW_IMAGES, PreparedData, thin_classes
+from emotion.progress import BatchProgress, EpochProgress, TrainResult
 
 README_PATH = Path(__file__).resolve().parent.parent / "README.md"
 FACE_TABLE_HEADERS = ["face", "label", "confidence", "x", "y", "width", "height"]
@@ -94,7 +95,7 @@ def time_left(started: float, done: float) -> str:
 # Datasets and results.
 
 def few_images(prepared: PreparedData) -> str:
-    """A warning when a class has fewer than `training.FEW_IMAGES` usable images, else ""."""
+    """A warning when a class has fewer than `preparation.FEW_IMAGES` usable images, else ""."""
     small = [f"{name} ({count})" for name, count in thin_classes(prepared).items()]
     if not small:
         return ""

@@ -1,0 +1,55 @@
+"""What a training reports: its progress after each batch and epoch, and its result.
+
+Plain data, importable without TensorFlow: the web app and `train.py` show it, the trainer
+(`emotion.training`) makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emotion.evaluation import Evaluation
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based within the epoch
+    batches: int
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    epoch: int  # 1-based
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float  # wall time of this epoch
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metadata_path: Path
+    curves_path: Path
+    confusion_path: Path
+    evaluation: Evaluation  # on the test split when there is one, else on validation
+    evaluated_on: str
+    history: dict[str, list[float]]
+    best_epoch: int
+    stopped_by_user: bool
+    summary: dict = field(default_factory=dict)
+    init: str = "scratch"  # where training started: scratch, a bundled model's name or a model path
+    known_classes: dict[str, str] = field(default_factory=dict)  # class -> the base's class it started from
+
+    @property
+    def started_from(self) -> str:
+        """Where training started, in words: `emotions (happy, sad from its own outputs)`."""
+        known = f" ({', '.join(self.known_classes)} from its own outputs)" if self.known_classes else ""
+        return f"{self.init}{known}"
