@@ -44,8 +44,11 @@ class EmotionApp:
                 self.webcam = PhotoTab(server, sources=["webcam"], label="Webcam photo")
             with gr.Tab("Live"):
                 self.live = LiveTab(server)
-            with gr.Tab("Train"):
+            with gr.Tab("Train") as train_tab:
                 self.train = TrainTab(server)
+            # The trainer (TensorFlow, about 4 s to import) loads while the visitor picks a dataset:
+            # never at start, where it would slow the first predictions, nor for visitors who only predict.
+            train_tab.select(server.load_trainer_in_background, None, None, queue=False, api_visibility="private")
             with gr.Tab("About"):
                 self.about = AboutTab(server, [self.upload, self.webcam], self.train)
             gr.api(self.predict, api_name="predict", **PREDICT_EVENTS)
@@ -96,9 +99,7 @@ def main() -> None:
         raise SystemExit(f"Cannot start: {error}")
     server.sessions.start_sweeper()
     try:
-        app = launch(server, block=False)
-        server.load_trainer_in_background()  # once the page is served: serving never needs TensorFlow
-        app.demo.block_thread()
+        launch(server)
     finally:
         server.sessions.close_all()
 

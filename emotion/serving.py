@@ -80,6 +80,8 @@ class Server:
         # The models every visitor may pick: the served default first, then the bundled ones present.
         self.models = {default.bundle.path.stem: default.bundle.path}
         self.models |= {name: path for name, path in BUNDLED_MODELS.items() if path.is_file()}
+        self._trainer_loader: threading.Thread | None = None
+        self._trainer_lock = threading.Lock()
 
     @classmethod
     def load(cls, model: Path | str | None = None, sessions_root: Path | None = None) -> "Server":
@@ -91,14 +93,14 @@ class Server:
                 log.error("%s Starting with the bundled model instead.", error)
         return cls(None, sessions_root)
 
-    @staticmethod
-    def load_trainer_in_background() -> threading.Thread:
-        """Import the trainer (TensorFlow and Keras, about 4 s) on a thread of its own, so that a
-        visitor's first dataset or training does not wait for it; predictions never need it."""
-        thread = threading.Thread(target=importlib.import_module, args=("emotion.training",), name="load-trainer",
-                                  daemon=True)
-        thread.start()
-        return thread
+    def load_trainer_in_background(self) -> None:
+        """Import the trainer (TensorFlow and Keras, about 4 s) on a thread of its own, once, so that a
+        visitor's dataset and training do not wait for it; predictions never need it."""
+        with self._trainer_lock:
+            if self._trainer_loader is None:
+                self._trainer_loader = threading.Thread(target=importlib.import_module, args=("emotion.training",),
+                                                        name="load-trainer", daemon=True)
+                self._trainer_loader.start()
 
     def model_choices(self, session: Session) -> list[str]:
         """What this visitor may pick: the server's models, then those they trained."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
-import weakref
 import re
+import subprocess
+import sys
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +17,7 @@ from PIL import Image
 
 import app as web
 from webapp import display
-from conftest import write_dataset_zip
+from conftest import PROJECT_ROOT, write_dataset_zip
 from emotion import training
 from emotion.annotate import HIGHLIGHT_COLOR, UNSURE_COLOR, draw_predictions
 from emotion.faces import FaceBox
@@ -251,3 +253,27 @@ def test_live_frames_come_back_labelled_with_one_stream_object_per_visitor(page,
     assert shown[tab.stream] is live and not shown[tab.rate].startswith("**0.0 frames/s")
     assert tab.on_webcam_stream(frame, None, request("other"))[tab.stream] is not live  # another visitor
     assert tab.on_webcam_stream(None, live, request("live")) == {}  # no frame yet: nothing changes
+
+
+def test_the_page_serves_without_tensorflow_until_the_train_tab_is_opened(tmp_path, grace_hopper_path):
+    """TensorFlow takes about 4 s to import: not at start (it would slow the page and the first
+    predictions) and not for visitors who only predict; opening the Train tab starts loading it."""
+    code = f"""
+import sys
+from types import SimpleNamespace
+import app
+from emotion.serving import Server
+server = Server(sessions_root={str(tmp_path)!r})
+page = app.EmotionApp(server)
+shown = page.upload.on_photo_change({str(grace_hopper_path)!r}, "happy_sad", SimpleNamespace(session_hash="one"))
+print("predicted", len(shown[page.upload.table]), "tensorflow" in sys.modules)
+select = [block_fn for block_fn in page.demo.fns.values()
+          if getattr(block_fn.fn, "__func__", None) is Server.load_trainer_in_background]
+assert [target[1] for target in select[0].targets] == ["select"], select
+select[0].fn()
+server._trainer_loader.join()
+print("opened", "emotion.training" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-5:] == ["predicted", "1", "False", "opened", "True"]
