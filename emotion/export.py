@@ -7,7 +7,6 @@ still match it, the predictor serves the export without loading Keras at all (se
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,22 +14,25 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from emotion.errors import ModelError
-from emotion.modelfile import ModelBundle, atomic_path, write_json
+from emotion.modelfile import ModelBundle, atomic_path, file_sha256, write_json
 
 PARITY_TOLERANCE = 1e-4  # largest allowed difference between Keras and TFLite probabilities
 
 
 def export_tflite(bundle: ModelBundle, output_path: Path | None = None) -> Path:
     """Write `<model>.tflite` (float32) beside the model unless `output_path` says otherwise, checked
-    against the Keras model before it replaces anything (`check_parity`), and its record beside it."""
+    against the Keras model before it replaces anything (`check_parity`), and its record beside it
+    (for a model read from a file: one built in memory has no file to vouch for)."""
     output_path = Path(output_path) if output_path else bundle.path.with_suffix(".tflite")
+    record_path = export_record_path(output_path)
     with atomic_path(output_path) as temporary:
         bundle.model.export(str(temporary.with_suffix(".tflite")), format="litert", verbose=False)
         temporary.with_suffix(".tflite").replace(temporary)
-        difference = check_parity(bundle, temporary)
-    write_json({"model": bundle.path.name, "model_sha256": _sha256(bundle.path),
-                "tflite_sha256": _sha256(output_path), "largest_difference": difference},
-               export_record_path(output_path))
+        difference = check_parity(bundle, temporary, shown_as=f"{output_path} (not written)")
+        record_path.unlink(missing_ok=True)  # the record of the export about to be replaced
+    if bundle.sha256:
+        write_json({"model": bundle.path.name, "model_sha256": bundle.sha256,
+                    "tflite_sha256": file_sha256(output_path), "largest_difference": difference}, record_path)
     return output_path
 
 
@@ -48,16 +50,11 @@ def export_record(tflite_path: Path) -> dict | None:
 
 
 def recorded_export(bundle: ModelBundle, tflite_path: Path) -> bool:
-    """True when `tflite_path` was exported from this very model file and checked (`export_tflite`), and
-    neither file has changed since: it can then be served without loading Keras."""
-    record = export_record(tflite_path) or {}
-    return (Path(tflite_path).is_file() and record.get("model_sha256") == _sha256(bundle.path)
-            and record.get("tflite_sha256") == _sha256(tflite_path))
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+    """True when `tflite_path` was exported from this very model (the file as `bundle` read it) and
+    checked (`export_tflite`), and has not changed since: it can then be served without loading Keras."""
+    record = export_record(tflite_path)
+    return (record is not None and bool(bundle.sha256) and record.get("model_sha256") == bundle.sha256
+            and Path(tflite_path).is_file() and record.get("tflite_sha256") == file_sha256(tflite_path))
 
 
 def tflite_probabilities(tflite_path: Path, pixels: np.ndarray) -> np.ndarray:
@@ -71,14 +68,16 @@ def tflite_probabilities(tflite_path: Path, pixels: np.ndarray) -> np.ndarray:
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
-def check_parity(bundle: ModelBundle, tflite_path: Path, samples: int = 32, seed: int = 0) -> float:
-    """Largest absolute difference between the two models' outputs on random faces; raises if too large."""
+def check_parity(bundle: ModelBundle, tflite_path: Path, samples: int = 32, seed: int = 0,
+                 shown_as: str | None = None) -> float:
+    """Largest absolute difference between the two models' outputs on random faces; raises if too large,
+    naming the export as `shown_as` (default: its path)."""
     preprocessing = bundle.preprocessing
     shape = (samples, preprocessing.image_size, preprocessing.image_size, preprocessing.channels)
     pixels = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
     keras_outputs = bundle.model(pixels.astype(np.float32), training=False).numpy()
     difference = float(np.max(np.abs(keras_outputs - tflite_probabilities(tflite_path, pixels))))
     if difference > PARITY_TOLERANCE:
-        raise ModelError(f"{tflite_path}: TFLite outputs differ from Keras by {difference:.2e} "
+        raise ModelError(f"{shown_as or tflite_path}: TFLite outputs differ from Keras by {difference:.2e} "
                          f"(allowed {PARITY_TOLERANCE:.0e}); do not ship this export.")
     return difference

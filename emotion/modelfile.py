@@ -11,14 +11,16 @@ needed: serving a model with a checked LiteRT export reads its metadata alone (s
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
 import json
 import os
 import tempfile
+import threading
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,16 +40,29 @@ EMBEDDED_METADATA = "emotion.json"  # our entry in the .keras zip, beside Keras'
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """A model file's metadata, and its Keras model, loaded on first use unless given (`loaded`)."""
+    """A model file's metadata, and its Keras model, loaded on first use unless given (`loaded`).
+
+    `sha256` is the hash of the file's bytes the metadata was read from ("" for a model built in
+    memory): an export recorded against it (`export.recorded_export`) is of this very model.
+    """
 
     metadata: dict
     path: Path
     loaded: "keras.Model | None" = field(default=None, repr=False, compare=False)
+    sha256: str = ""
+    # One model's load (and TensorFlow's import, about 4 s) never waits for another's.
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def model(self) -> "keras.Model":
-        """The Keras model; raises `ModelError` when the file cannot be loaded or does not match its metadata."""
-        return self.loaded if self.loaded is not None else _load_keras_model(self.path, len(self.class_names))
+        """The Keras model; raises `ModelError` when the file cannot be loaded, does not match its metadata,
+        or has changed since the metadata was read."""
+        if self.loaded is None:
+            with self._lock:
+                if self.loaded is None:
+                    model = _load_keras_model(self.path, len(self.class_names), self.sha256)
+                    object.__setattr__(self, "loaded", model)  # frozen: set once, under the lock
+        return self.loaded
 
     @property
     def class_names(self) -> list[str]:
@@ -136,13 +151,14 @@ def _json_text(data: dict) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def read_metadata(model_path: Path) -> dict:
-    """A model's metadata: from inside the `.keras` file, else (older or foreign models) the `.json` beside it.
+def read_metadata(model_path: Path, contents: bytes | None = None) -> dict:
+    """A model's metadata: from inside the `.keras` file (or its `contents`, when already read), else
+    (older or foreign models) the `.json` beside it.
 
     Raises `ModelError` when there is none or it is not a JSON object.
     """
     model_path = Path(model_path)
-    text, source = _embedded_metadata(model_path), model_path
+    text, source = _embedded_metadata(io.BytesIO(contents) if contents is not None else model_path), model_path
     if text is None:
         source = metadata_path(model_path)
         if not source.is_file():
@@ -158,9 +174,9 @@ def read_metadata(model_path: Path) -> dict:
     return metadata
 
 
-def _embedded_metadata(model_path: Path) -> str | None:
+def _embedded_metadata(model_file: Path | io.BytesIO) -> str | None:
     try:
-        with zipfile.ZipFile(model_path) as archive:
+        with zipfile.ZipFile(model_file) as archive:
             if EMBEDDED_METADATA in archive.namelist():
                 return archive.read(EMBEDDED_METADATA).decode()
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
@@ -181,17 +197,27 @@ def read_bundle(model_path: Path | str | None = None) -> ModelBundle:
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} not found. Train one with `python train.py --data PATH` "
                          "or restore the bundled model with `git checkout models/`.")
-    metadata = read_metadata(model_path)
+    # The hash and the metadata come from one reading of the file, so they always describe the same model.
+    try:
+        contents = model_path.read_bytes()
+    except OSError as error:
+        raise ModelError(f"model file {model_path} could not be read ({error}).") from error
+    metadata = read_metadata(model_path, contents)
     try:
         Preprocessing(**metadata["preprocessing"])
         list(metadata["class_names"])
         Calibration.from_metadata(metadata)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelError(f"the metadata of {model_path} is not valid ({type(error).__name__}: {error}).") from error
-    return ModelBundle(metadata, model_path)
+    return ModelBundle(metadata, model_path, sha256=hashlib.sha256(contents).hexdigest())
 
 
-def _load_keras_model(model_path: Path, class_count: int) -> "keras.Model":
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _load_keras_model(model_path: Path, class_count: int, sha256: str = "") -> "keras.Model":
     import keras
 
     importlib.import_module("emotion.model")  # registers the layers of ours (MergeClasses) models may hold
@@ -201,6 +227,9 @@ def _load_keras_model(model_path: Path, class_count: int) -> "keras.Model":
     except Exception as error:  # Keras raises many types for a damaged file
         raise ModelError(f"{model_path} could not be loaded; the file is damaged or not a Keras model "
                          f"({type(error).__name__}: {error}). Retrain it or restore it from git.") from error
+    if sha256 and file_sha256(model_path) != sha256:
+        raise ModelError(f"{model_path} was replaced after its metadata was read (by a training writing to it?); "
+                         "load it again once that is done.")
     outputs = model.output_shape[-1]
     if outputs != (1 if class_count == 2 else class_count):
         raise ModelError(f"{model_path} has {outputs} outputs but its metadata lists {class_count} classes.")

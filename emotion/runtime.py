@@ -55,11 +55,15 @@ class LiteRTRuntime:
 
     name = "litert"
 
-    def __init__(self, tflite_path: Path):
+    def __init__(self, tflite_path: Path, class_count: int | None = None):
         self.tflite_path = Path(tflite_path)
         self._interpreters: dict[int, tuple[Interpreter, threading.Lock]] = {}
         self._lock = threading.Lock()
-        self._interpreter(1)  # fail now, not on the first request, if the file is unusable
+        interpreter, _ = self._interpreter(1)  # fail now, not on the first request, if the file is unusable
+        outputs = int(interpreter.get_output_details()[0]["shape"][-1])
+        if class_count is not None and outputs != (1 if class_count == 2 else class_count):
+            raise ModelError(f"{self.tflite_path} has {outputs} outputs but its model's metadata lists "
+                             f"{class_count} classes; export the model again.")
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.asarray(pixels, np.float32)
@@ -100,18 +104,17 @@ def load_runtime(bundle: ModelBundle, runtime: str = "auto") -> KerasRuntime | L
     tflite_path = bundle.path.with_suffix(".tflite")
     if runtime == "keras":
         return KerasRuntime(bundle)
-    if recorded_export(bundle, tflite_path):
-        return LiteRTRuntime(tflite_path)
-    usable = tflite_path.is_file() and tflite_path.stat().st_mtime >= bundle.path.stat().st_mtime
-    if not usable:
+    recorded = recorded_export(bundle, tflite_path)
+    if not recorded and not (tflite_path.is_file() and tflite_path.stat().st_mtime >= bundle.path.stat().st_mtime):
         if runtime == "litert":
             raise ModelError(f"{tflite_path} is missing or older than {bundle.path.name}; "
                              f"run `python -m emotion export --model {bundle.path}`.")
         return KerasRuntime(bundle)
     try:
-        check_parity(bundle, tflite_path, samples=4)
-        return LiteRTRuntime(tflite_path)
-    except (ModelError, ValueError, RuntimeError) as error:
+        if not recorded:
+            check_parity(bundle, tflite_path, samples=4)
+        return LiteRTRuntime(tflite_path, len(bundle.class_names))
+    except (ModelError, ValueError, RuntimeError) as error:  # or made by a newer converter than is installed
         if runtime == "litert":
             raise
         log.warning("not using %s (%s); falling back to Keras", tflite_path, error)

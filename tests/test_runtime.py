@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT
+from emotion.errors import ModelError
 from emotion.export import export_record_path, export_tflite, recorded_export
-from emotion.modelfile import load_bundle
+from emotion.modelfile import BUNDLED_MODELS, ModelBundle, file_sha256, load_bundle, read_bundle
 from emotion.predictor import Predictor
 from emotion.runtime import KerasRuntime, LiteRTRuntime, load_runtime
 
@@ -81,3 +85,38 @@ def test_a_mismatched_export_is_not_used(exported, tmp_path, tiny_dataset):
     tflite = other.model_path.with_suffix(".tflite")
     tflite.write_bytes(exported.path.with_suffix(".tflite").read_bytes())
     assert isinstance(load_runtime(load_bundle(other.model_path)), KerasRuntime)
+
+
+def test_a_recorded_export_that_litert_cannot_run_falls_back_to_keras(exported, tmp_path):
+    """A record proves the bytes are unchanged, not that the installed LiteRT can run them (an export
+    made by a newer converter, say): the model is then served by Keras, not refused."""
+    model_path = Path(shutil.copy(exported.path, tmp_path / "tiny.keras"))
+    tflite = model_path.with_suffix(".tflite")
+    tflite.write_bytes(b"not a flatbuffer" * 64)
+    bundle = read_bundle(model_path)
+    export_record_path(tflite).write_text(json.dumps({"model_sha256": bundle.sha256,
+                                                      "tflite_sha256": file_sha256(tflite)}))
+    assert recorded_export(bundle, tflite)
+    assert isinstance(load_runtime(bundle), KerasRuntime)
+    with pytest.raises((ModelError, ValueError, RuntimeError)):
+        load_runtime(bundle, runtime="litert")
+
+
+def test_an_export_whose_outputs_do_not_fit_the_metadata_is_refused(exported):
+    tflite = exported.path.with_suffix(".tflite")
+    with pytest.raises(ModelError, match="1 outputs but its model's metadata lists 3 classes"):
+        LiteRTRuntime(tflite, class_count=3)
+    three = ModelBundle({**exported.metadata, "class_names": ["a", "b", "c"]}, exported.path, sha256=exported.sha256)
+    with pytest.raises(ModelError, match="outputs"):  # and Keras, tried next, says the same
+        load_runtime(three)
+
+
+def test_a_model_replaced_after_its_metadata_was_read_is_refused(exported, tmp_path):
+    """Metadata, hash and weights always describe one model: never one file's labels on another's weights,
+    nor an export vouched for by a model it was not made from."""
+    model_path = Path(shutil.copy(exported.path, tmp_path / "tiny.keras"))
+    bundle = read_bundle(model_path)
+    shutil.copy(BUNDLED_MODELS["happy_sad"], model_path)  # a training writing to the same path meanwhile
+    with pytest.raises(ModelError, match="replaced after its metadata was read"):
+        bundle.model  # noqa: B018
+    assert read_bundle(model_path).sha256 == file_sha256(BUNDLED_MODELS["happy_sad"]) != bundle.sha256
