@@ -152,8 +152,8 @@ def run_export(args: argparse.Namespace) -> int:
     from emotion.modelfile import load_bundle
 
     path = export_tflite(load_bundle(args.model), args.output)
-    checked = f"; largest difference from Keras: {record['largest_difference']:.1e}" if (
-        record := export_record(path)) else ""
+    record = export_record(path)  # written for every model read from a file, as here
+    checked = f"; largest difference from Keras: {record['largest_difference']:.1e}" if record else ""
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB){checked}")
     return 0
 

@@ -86,3 +86,13 @@ def test_train_command_writes_a_model(tmp_path):
     assert done.returncode == 0, done.stderr
     assert output.is_file() and output.with_suffix(".json").is_file()
     assert "confusion matrix" in done.stdout and str(output) in done.stdout
+
+
+def test_export_writes_a_checked_tflite_and_its_record(tiny_training, tmp_path):
+    result, _, _ = tiny_training
+    model = shutil.copy(result.model_path, tmp_path / "tiny.keras")
+    done = run("-m", "emotion", "export", "--model", str(model), "--output", str(tmp_path / "phone.tflite"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "wrote " in done.stdout and "largest difference from Keras: " in done.stdout
+    record = json.loads((tmp_path / "phone.tflite.json").read_text())
+    assert record["model"] == "tiny.keras" and record["largest_difference"] < 1e-4
