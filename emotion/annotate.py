@@ -52,8 +52,11 @@ def draw_predictions(image: np.ndarray, predictions: list[FacePrediction], class
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         text_width, text_height = right - left, bottom - top
         pad = max(2, line_width)
-        # Above the box when there is room, inside its top edge otherwise.
+        # Above the box when there is room, inside its top edge otherwise; moved left to stay in the photo
+        # when the face is near its right edge.
         label_top = box.y - text_height - 2 * pad if box.y >= text_height + 2 * pad else box.y
-        draw.rectangle([box.x, label_top, box.x + text_width + 2 * pad, label_top + text_height + 2 * pad], fill=color)
-        draw.text((box.x + pad - left, label_top + pad - top), text, fill=(255, 255, 255), font=font)
+        label_left = max(0, min(box.x, canvas.width - text_width - 2 * pad))
+        draw.rectangle([label_left, label_top, label_left + text_width + 2 * pad, label_top + text_height + 2 * pad],
+                       fill=color)
+        draw.text((label_left + pad - left, label_top + pad - top), text, fill=(255, 255, 255), font=font)
     return np.asarray(canvas)

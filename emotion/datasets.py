@@ -37,6 +37,7 @@ class DatasetLayout:
     class_names: list[str]
     splits: dict[str, dict[str, list[Path]]]  # "train" / "val" / "test" -> class -> files
     layout: str  # "class folders" or "train/test folders"
+    name: str = ""  # what the visitor calls it: the folder's name, or the zip's for an extracted zip
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {split: {name: len(files) for name, files in classes.items()} for split, classes in self.splits.items()}
@@ -94,7 +95,7 @@ def discover(root: Path, name: str | None = None) -> DatasetLayout:
         class_names = sorted(splits["train"])
         layout = "class folders"
     _check_classes(class_names, splits["train"], name)
-    return DatasetLayout(root, class_names, splits, layout)
+    return DatasetLayout(root, class_names, splits, layout, name)
 
 
 def _descend_enclosing_folders(root: Path) -> Path:
@@ -181,7 +182,7 @@ def _not_a_zip_message(path: Path) -> str:
         starts_like_a_zip = file.read(4) == b"PK\x03\x04"
     if starts_like_a_zip:  # the directory is at the end: an upload cut short loses it
         return f"{path.name}: the zip is incomplete or damaged (its directory is missing); zip the folder again."
-    return f"{path.name}: not a zip file. Give a folder of class folders or a .zip of one."
+    return f"{path.name}: not a zip file. A dataset is a folder of class folders (happy/, sad/, ...), or a .zip of one."
 
 
 def load_faces(

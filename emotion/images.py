@@ -99,7 +99,8 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
             struct.error, zlib.error) as error:
         # Truncated or corrupt data surfaces as any of these, depending on the decoder (a TIFF offset
         # past the end of memory is an OverflowError, for one).
-        raise ImageError(f"{name}: the image is corrupt or truncated ({error}).") from error
+        raise ImageError(f"{name}: the image is corrupt or truncated, so it cannot be read; save or export it "
+                         f"again, or use another photo (the decoder said: {error}).") from error
     if max_side and max(pixels.shape[:2]) > max_side:
         ratio = max_side / max(pixels.shape[:2])
         size = (max(1, round(pixels.shape[1] * ratio)), max(1, round(pixels.shape[0] * ratio)))

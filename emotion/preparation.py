@@ -72,7 +72,7 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
             raise DatasetError(f"no usable {split_name} images for class(es) {', '.join(missing)}; each class needs "
                                "at least two readable images (with a face, when faces are detected).")
     summary = {
-        "root": layout.root.name,
+        "root": layout.name,
         "layout": layout.layout,
         "face_mode": config.faces,
         "faces_detected": sum(arrays.detected for arrays in loaded.values()),  # the rest were used whole

@@ -47,9 +47,18 @@ class TrainResult:
     summary: dict = field(default_factory=dict)
     init: str = "scratch"  # where training started: scratch, a bundled model's name or a model path
     known_classes: dict[str, str] = field(default_factory=dict)  # class -> the base's class it started from
+    last_epoch_kept: bool = False  # a small dataset's fixed schedule: its validation is too small to choose by
 
     @property
     def started_from(self) -> str:
         """Where training started, in words: `emotions (happy, sad from its own outputs)`."""
         known = f" ({', '.join(self.known_classes)} from its own outputs)" if self.known_classes else ""
         return f"{self.init}{known}"
+
+    @property
+    def kept(self) -> str:
+        """Which epoch's model was kept, and why: `kept epoch 22 of 40, the most accurate on validation`."""
+        kept = f"kept epoch {self.best_epoch} of {len(self.history['loss'])}"
+        if self.last_epoch_kept:
+            return f"{kept}, the last: with few images, validation is too small to choose an epoch by"
+        return f"{kept}, the most accurate on validation"

@@ -114,7 +114,7 @@ def train(
     checkpoint.remove()
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
-                       prepared.summary, config.init, known_classes)
+                       prepared.summary, config.init, known_classes, keep_last)
 
 
 @dataclass

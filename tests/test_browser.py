@@ -185,10 +185,12 @@ def test_uploaded_photo_gets_a_coloured_box_a_label_and_a_table_row(page, grace_
         expect(message).to_be_visible()
         main_face = block(page, "Main face (the largest)")
         label = main_face.get_by_test_id("label-output-value")
-        expect(label).to_have_text(re.compile(r"^(happy|sad)$"))
-        label_text = label.inner_text()
+        # Its headline says it is unsure too, never a bare "sad".
+        expect(label).to_have_text(re.compile(r"^Unsure \(leans (happy|sad)\)$"))
+        label_text = label.inner_text().strip()
+        leaning = re.search(r"leans (happy|sad)", label_text).group(1)
         expect(main_face.get_by_test_id(f"{label_text}-confidence-set")).to_have_text(
-            re.compile(rf"{label_text}\s*\d+%"))
+            re.compile(rf"{re.escape(label_text)}\s*\d+%"))
 
         crops = block(page, "Each face as the model sees it").locator("img")
         expect(crops).to_have_count(1)  # the face the model classified, as it saw it
@@ -196,7 +198,7 @@ def test_uploaded_photo_gets_a_coloured_box_a_label_and_a_table_row(page, grace_
         rows = table_rows(page, "Every face")
         expect(rows).to_have_count(1)
         _, row_label, row_confidence, *box = rows.first.locator("td").all_text_contents()
-        assert row_label.startswith(f"Unsure (leans {label_text}, ") and re.fullmatch(r"\d+%", row_confidence)
+        assert row_label.startswith(f"Unsure (leans {leaning}, ") and re.fullmatch(r"\d+%", row_confidence)
 
         photo = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
         annotated = image_at(page, annotated_image.get_attribute("src"))
@@ -212,7 +214,9 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
     with screenshot_on_failure(page, request.node.name):
         open_tab(page, "Train")
         start_button = page.get_by_role("button", name="Start", exact=True)
+        stop_button = page.get_by_role("button", name="Stop", exact=True)
         expect(start_button).to_be_disabled()
+        expect(stop_button).to_be_disabled()  # nothing to stop yet
         dataset = write_dataset_zip(tmp_path, per_class=24)
         block(page, "Dataset (.zip)").locator("input[type=file]").set_input_files(dataset)
 
@@ -229,10 +233,12 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
         for plot in plots.values():
             record_line_points(plot)
         start_button.click()
+        expect(stop_button).to_be_enabled()
 
         use_button = page.get_by_role("button", name="Use this model")
         expect(use_button).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
         expect(page.get_by_text(re.compile(r"^Done\."))).to_be_visible()
+        expect(stop_button).to_be_disabled()  # a click now would only hide the result
         # happy and sad are classes the seven-emotion model (the default start) knows: no fine-tuning.
         for name, plot in plots.items():
             points_seen = line_points_seen(plot)
@@ -274,7 +280,7 @@ def test_live_tab_keeps_labelled_frames_arriving(camera_browser, app_url, reques
     try:
         with screenshot_on_failure(page, request.node.name):
             start_live_stream(page)
-            expect(page.get_by_text(re.compile(r"^\d+\.\d frames/s, 1 face$"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^\d+\.\d frames/s, 1 face; model happy_sad"))).to_be_visible()
             counts = []
             for _ in range(3):
                 counts.append(len(live_record(page)["shown"]))

@@ -12,10 +12,14 @@ PREDICT_EVENTS = {"concurrency_limit": 4, "concurrency_id": "predict"}
 
 
 def errors_shown(function):
-    """Any `EmotionError` a handler meets is shown to the visitor as it is, and the server goes on."""
+    """Any `EmotionError` a handler meets is shown to the visitor as it is, and the server goes on.
+
+    The message stays on screen until the visitor closes it: it says what to do, and is often read
+    after the outputs it replaced.
+    """
     def handler(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except EmotionError as error:
-            raise gr.Error(str(error)) from error
+            raise gr.Error(str(error), duration=None) from error
     return handler

@@ -30,6 +30,14 @@ def verdict(prediction: FacePrediction) -> str:
     return text[:1].upper() + text[1:] if prediction.uncertain else text
 
 
+def main_face_scores(prediction: FacePrediction) -> dict[str, float]:
+    """The scores `gr.Label` shows, its headline the top entry: `Unsure (leans sad)` when the model is unsure."""
+    if not prediction.uncertain:
+        return dict(prediction.scores)
+    return {(f"Unsure (leans {name})" if name == prediction.label else name): score
+            for name, score in prediction.scores.items()}
+
+
 def faces_frame(predictions: list[FacePrediction]) -> pd.DataFrame:
     rows = [[index + 1, verdict(p) if p.uncertain else p.label, f"{p.confidence:.0%}", *p.box.as_list()]
             for index, p in enumerate(predictions)]

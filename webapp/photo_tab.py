@@ -26,7 +26,9 @@ class PhotoTab:
                 self.annotated = gr.Image(label="Faces", type="numpy", interactive=False, format="jpeg")
                 self.message = gr.Markdown()
                 self.scores = gr.Label(label="Main face (the largest)", num_top_classes=7)
-        self.crops = gr.Gallery(label="Each face as the model sees it", columns=8, height=150, object_fit="contain")
+        # fit_columns=False: a lone face keeps its column's width instead of stretching across the page.
+        self.crops = gr.Gallery(label="Each face as the model sees it", columns=8, height=150, object_fit="contain",
+                                fit_columns=False)
         self.table = gr.Dataframe(headers=display.FACE_TABLE_HEADERS, label="Every face", interactive=False)
         self.shown = gr.State()  # the photo as classified, to redraw it with one face highlighted
         outputs = [self.annotated, self.scores, self.table, self.crops, self.message, self.whole_image, self.shown]
@@ -48,7 +50,7 @@ class PhotoTab:
         predictor, photo = errors_shown(self._classify)(path, model, request.session_hash, faces)
         predictions = photo.in_original_pixels()  # the table gives boxes in the uploaded file's pixels
         return {self.annotated: draw_predictions(photo.image, photo.predictions, predictor.class_names),
-                self.scores: predictions[0].scores if predictions else None,
+                self.scores: display.main_face_scores(predictions[0]) if predictions else None,
                 self.table: display.faces_frame(predictions),
                 self.crops: [(crop[..., 0] if crop.shape[-1] == 1 else crop, display.verdict(prediction))
                              for crop, prediction in zip(photo.pixels, predictions)],

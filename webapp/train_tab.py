@@ -30,7 +30,7 @@ class TrainTab:
                     self.settings = _settings(defaults)  # in the order /train takes them
                 with gr.Row():
                     self.start = gr.Button("Start", variant="primary", interactive=False)
-                    self.stop = gr.Button("Stop", variant="stop")
+                    self.stop = gr.Button("Stop", variant="stop", interactive=False)  # while a training runs
             with gr.Column(scale=2):
                 self.summary = gr.Markdown()
                 self.thumbnails = gr.Gallery(label="A few faces per class, as the model sees them",
@@ -38,13 +38,15 @@ class TrainTab:
         self.status = gr.Markdown(label="Status")
         with gr.Row():
             self.loss_plot, self.accuracy_plot = (
-                gr.LinePlot(x="epoch", y="value", color="series", title=name, label=name, height=260,
-                            color_map=display.SERIES_COLORS, y_lim=limits) for name, limits in
+                # No fixed height: it would cut off the legend that tells training from validation.
+                gr.LinePlot(x="epoch", y="value", color="series", title=name, label=name, y_title=name.lower(),
+                            x_axis_format="d", color_map=display.SERIES_COLORS, y_lim=limits) for name, limits in
                 (("Loss", None), ("Accuracy", [0, 1])))
         self.metrics = gr.Markdown(label="Metrics")
         with gr.Row():
-            self.confusion = gr.Image(label="Confusion matrix", interactive=False)
-            self.curves = gr.Image(label="Training curves", interactive=False)
+            # The figures carry their own titles, which a label badge would cover.
+            self.confusion = gr.Image(label="Confusion matrix", show_label=False, interactive=False)
+            self.curves = gr.Image(label="Training curves", show_label=False, interactive=False)
         self.files = gr.File(label="Your model (.keras, metadata .json, .tflite)", file_count="multiple",
                              interactive=False)
         self.use_button = gr.Button("Use this model", visible=False, variant="primary")
@@ -56,11 +58,16 @@ class TrainTab:
         for setting in scan_inputs[1:]:  # they change the faces the model sees: scan again
             setting.change(self.on_dataset_change, scan_inputs, scan_outputs, api_visibility="private",
                            trigger_mode="always_last")
+        # Stop can be pressed from the training's start until it ends, however it ends.
         self.training = self.start.click(
+            lambda: gr.update(interactive=True), None, self.stop, queue=False, api_visibility="private"
+        ).then(
             self.on_train_click, [self.dataset, *self.settings.values()],
             [self.status, self.loss_plot, self.accuracy_plot, self.metrics, self.confusion, self.curves, self.files],
             api_name="train", concurrency_limit=1, concurrency_id="training",
             show_progress_on=[self.status])  # the charts stay visible while the progress bar runs
+        self.training.then(lambda: gr.update(interactive=False), None, self.stop, queue=False,
+                           api_visibility="private")
         self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop")
 
     def on_dataset_change(self, dataset: str | None, faces: str, image_size: int, init: str, request: gr.Request,
@@ -104,10 +111,10 @@ class TrainTab:
 
     def on_stop_click(self, request: gr.Request) -> dict:
         session = self.server.sessions.find(request.session_hash)
-        if session is None or session.job is None:
+        if session is None or session.job is None:  # /stop called (the button is off between trainings)
             return {self.status: "No training is running in this tab."}
         session.job.stop()
-        return {self.status: "Stopping after this batch; the best model so far is kept."}
+        return {self.status: "Stopping after this batch; the model of the epochs already finished is kept."}
 
     def _prepare(self, dataset: str, config: TrainConfig, request: gr.Request, progress: gr.Progress):
         errors_shown(check_upload)(dataset, MAX_DATASET_UPLOAD_BYTES, "dataset")
@@ -123,8 +130,8 @@ class TrainTab:
             files.append(str(export_tflite(load_bundle(result.model_path))))
         except EmotionError as error:
             note = f"\n\nThe TFLite export failed ({error}); the Keras model is complete."
-        stopped = "Stopped by you; kept the best epoch so far. " if result.stopped_by_user else ""
-        kept = f"Kept epoch {result.best_epoch} of {len(result.history['loss'])}; started from {result.started_from}."
+        stopped = "Stopped by you. " if result.stopped_by_user else ""
+        kept = f"{result.kept[:1].upper()}{result.kept[1:]}; started from {result.started_from}."
         return {self.status: f"**Done.** {stopped}{kept}{note}",
                 self.metrics: display.metrics_markdown(result), self.confusion: str(result.confusion_path),
                 self.curves: str(result.curves_path), self.files: files}
@@ -149,7 +156,7 @@ def _settings(defaults: TrainConfig) -> dict:
                          info="auto: the bundled emotions model for a small dataset, else from scratch"),
         "fine_tune_epochs": gr.Slider(0, 50, value=defaults.fine_tune_epochs, step=1, label="Fine-tuning epochs",
                                       info="starting from a bundled model: epochs after the ones above in which "
-                                           "its layers learn too"),
+                                           "its layers learn too; none when it already knows every class"),
     }
 
 
