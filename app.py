@@ -75,9 +75,12 @@ class EmotionApp:
 
 
 # System fonts: the page must not fetch web fonts from a third party either. The upload cap applies
-# to every file before any handler runs; handlers apply the smaller per-kind limits.
+# to every file before any handler runs; handlers apply the smaller per-kind limits. No run history:
+# Gradio would keep every visitor's photos and results in their browser, and its page, a footer link
+# away, leaves this one and with it the visitor's session (a model trained in the tab is gone).
 LAUNCH_OPTIONS = {
     "max_file_size": MAX_DATASET_UPLOAD_BYTES,
+    "run_history": False,
     "theme": gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
 }
 

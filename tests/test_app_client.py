@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from gradio_client import handle_file
@@ -95,3 +97,11 @@ def test_stop_ends_a_200_epoch_training_and_the_next_one_waits_its_turn(app_url,
     list(second)
     assert named_outputs(second_visitor, "/train", second.outputs()[-1])["Status"].startswith("**Done.**")
 
+
+
+def test_the_app_keeps_no_run_history_of_visitors_photos(app_url):
+    """Gradio's run history would keep each visitor's photos and results in their browser, behind a footer
+    link that leaves the page and the visitor's session (and the model they trained) with it."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{app_url.rstrip('/')}/gradio_api/runs", timeout=30)
+    assert refused.value.code == 404

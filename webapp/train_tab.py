@@ -82,7 +82,23 @@ class TrainTab:
     def on_train_click(self, dataset: str | None, epochs: int, batch_size: int, learning_rate: float,
                        augment: bool, faces: str, image_size: int, init: str, fine_tune_epochs: int,
                        request: gr.Request, progress: gr.Progress = gr.Progress()):
-        """Train tab and `/train`: stream the status and charts, then the results and the model files."""
+        """Train a model on a dataset as the Train tab does (it is /train too): the status and charts as it
+        runs, then the results and the model files.
+
+        Args:
+            dataset: a .zip of class folders (happy/, sad/, ...), or of train/ and test/ folders holding them.
+            epochs: epochs to train (at most 5 when a bundled model already knows every class).
+            batch_size: images a training step.
+            learning_rate: the optimizer's learning rate.
+            augment: flip, rotate, zoom, shift and change the brightness and contrast of training images.
+            faces: "auto" (crop faces out of photos, use face crops as they are), "crop" or "none".
+            image_size: the model's input side in pixels, when training from scratch.
+            init: where training starts: "auto", "scratch", "emotions" or "happy_sad".
+            fine_tune_epochs: epochs after those in which a bundled model's own layers learn too.
+        Returns:
+            The status, the loss and accuracy charts, the metrics, the confusion matrix and curves images,
+            and the model files (.keras, its metadata .json, .tflite).
+        """
         if not dataset:
             raise gr.Error("Upload a dataset .zip first.")
         config = _config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
