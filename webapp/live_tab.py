@@ -48,5 +48,5 @@ class LiveTab:
         faces = "no face" if count == 0 else "1 face" if count == 1 else f"{count} faces"
         return {self.labelled: draw_predictions(frame, result.predictions, predictor.class_names),
                 self.rate: f"**{result.frames_per_second:.1f} frames/s**, {faces}; model "
-                           f"`{session.model or next(iter(self.server.models))}` (pick another in the Upload tab)",
+                           f"`{predictor.bundle.path.stem}` (pick another in the Upload tab)",
                 self.stream: live}
