@@ -20,7 +20,7 @@ from emotion.limits import MAX_DATASET_UPLOAD_BYTES
 from emotion.modelfile import DEFAULT_MODEL
 from emotion.serving import Server
 from webapp import PREDICT_EVENTS
-from webapp.about_tab import AboutTab
+from webapp.about_tab import LEAVE_GUARD_JS, AboutTab
 from webapp.live_tab import LiveTab
 from webapp.photo_tab import PhotoTab
 from webapp.train_tab import TrainTab
@@ -81,6 +81,7 @@ class EmotionApp:
 LAUNCH_OPTIONS = {
     "max_file_size": MAX_DATASET_UPLOAD_BYTES,
     "run_history": False,
+    "js": LEAVE_GUARD_JS,
     "theme": gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
 }
 

@@ -217,6 +217,7 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
         stop_button = page.get_by_role("button", name="Stop", exact=True)
         expect(start_button).to_be_disabled()
         expect(stop_button).to_be_disabled()  # nothing to stop yet
+        assert not page.evaluate("window.emotionTrainedModel")  # nothing to lose by leaving yet
         dataset = write_dataset_zip(tmp_path, per_class=24)
         block(page, "Dataset (.zip)").locator("input[type=file]").set_input_files(dataset)
 
@@ -271,6 +272,12 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
             expect(stranger.get_by_text(model_name)).to_have_count(0)
         finally:
             stranger.context.close()
+
+        # The trained model lives as long as this browser tab: leaving it asks first.
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
+        page.goto(page.url)
+        assert dialogs == ["beforeunload"]
 
 
 def test_live_tab_keeps_labelled_frames_arriving(camera_browser, app_url, request):
