@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"\nstarted from: {result.started_from}; {result.kept}; metrics on {result.evaluated_on}:")
+    print(f"\nstarted from: {result.started_from}; kept {result.kept_epoch}; metrics on {result.evaluated_on}:")
     print(result.evaluation.format_table())
     low, high = result.evaluation.accuracy_interval()
     print(f"accuracy {result.evaluation.accuracy:.1%}, 95% interval {low:.1%} to {high:.1%} "

@@ -56,9 +56,9 @@ class TrainResult:
         return f"{self.init}{known}"
 
     @property
-    def kept(self) -> str:
-        """Which epoch's model was kept, and why: `kept epoch 22 of 40, the most accurate on validation`."""
-        kept = f"kept epoch {self.best_epoch} of {len(self.history['loss'])}"
+    def kept_epoch(self) -> str:
+        """Which epoch's model was kept, and why: `epoch 22 of 40, the most accurate on validation`."""
+        epoch = f"epoch {self.best_epoch} of {len(self.history['loss'])}"
         if self.last_epoch_kept:
-            return f"{kept}, the last: with few images, validation is too small to choose an epoch by"
-        return f"{kept}, the most accurate on validation"
+            return f"{epoch}, the last: with few images, validation is too small to choose an epoch by"
+        return f"{epoch}, the most accurate on validation"

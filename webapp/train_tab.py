@@ -147,7 +147,7 @@ class TrainTab:
         except EmotionError as error:
             note = f"\n\nThe TFLite export failed ({error}); the Keras model is complete."
         stopped = "Stopped by you. " if result.stopped_by_user else ""
-        kept = f"{result.kept[:1].upper()}{result.kept[1:]}; started from {result.started_from}."
+        kept = f"Kept {result.kept_epoch}; started from {result.started_from}."
         return {self.status: f"**Done.** {stopped}{kept}{note}",
                 self.metrics: display.metrics_markdown(result), self.confusion: str(result.confusion_path),
                 self.curves: str(result.curves_path), self.files: files}
