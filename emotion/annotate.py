@@ -10,8 +10,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from emotion.predictor import FacePrediction
 
-# Colour-blind-safe pair (Okabe-Ito orange and blue) for the usual two labels; others cycle.
-LABEL_COLORS = {"happy": (230, 159, 0), "sad": (0, 114, 178)}
+# Okabe-Ito's colour-blind-safe palette: one colour for each of the seven emotions (happy orange and sad
+# blue, as always), the rest for other classes in turn. Text is black or white, whichever reads on the fill.
+LABEL_COLORS = {"happy": (230, 159, 0), "sad": (0, 114, 178), "angry": (213, 94, 0), "disgust": (0, 158, 115),
+                "fear": (204, 121, 167), "neutral": (86, 180, 233), "surprise": (240, 228, 66)}
 UNSURE_COLOR = (120, 120, 120)  # neutral grey: no label's colour for a face the model is unsure of
 HIGHLIGHT_COLOR = (255, 255, 255)  # the outline around a face the visitor picked in the table or gallery
 OTHER_COLORS = [(0, 158, 115), (204, 121, 167), (213, 94, 0), (86, 180, 233), (240, 228, 66)]
@@ -27,6 +29,14 @@ def label_color(label: str, class_names: list[str]) -> tuple[int, int, int]:
 
 def box_color(prediction: FacePrediction, class_names: list[str]) -> tuple[int, int, int]:
     return UNSURE_COLOR if prediction.uncertain else label_color(prediction.label, class_names)
+
+
+def text_color(fill: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black on light fills (yellow, sky blue), white on dark ones: whichever contrasts more (WCAG luminance)."""
+    channels = [value / 255 for value in fill]
+    linear = [value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4 for value in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return (0, 0, 0) if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else (255, 255, 255)
 
 
 def draw_predictions(image: np.ndarray, predictions: list[FacePrediction], class_names: list[str],
@@ -58,5 +68,5 @@ def draw_predictions(image: np.ndarray, predictions: list[FacePrediction], class
         label_left = max(0, min(box.x, canvas.width - text_width - 2 * pad))
         draw.rectangle([label_left, label_top, label_left + text_width + 2 * pad, label_top + text_height + 2 * pad],
                        fill=color)
-        draw.text((label_left + pad - left, label_top + pad - top), text, fill=(255, 255, 255), font=font)
+        draw.text((label_left + pad - left, label_top + pad - top), text, fill=text_color(color), font=font)
     return np.asarray(canvas)

@@ -94,6 +94,9 @@ def discover(root: Path, name: str | None = None) -> DatasetLayout:
         splits = {"train": _class_files(root)}
         class_names = sorted(splits["train"])
         layout = "class folders"
+    if not class_names and (archives := sorted(path.name for path in root.iterdir() if path.suffix.lower() == ".zip")):
+        raise DatasetError(f"{name}: holds {', '.join(archives)} instead of class folders; unzip it and use its "
+                           "folder, or zip the class folders themselves.")
     _check_classes(class_names, splits["train"], name)
     return DatasetLayout(root, class_names, splits, layout, name)
 

@@ -19,7 +19,7 @@ import app as web
 from webapp import display
 from conftest import PROJECT_ROOT, write_dataset_zip
 from emotion import training
-from emotion.annotate import HIGHLIGHT_COLOR, UNSURE_COLOR, draw_predictions
+from emotion.annotate import HIGHLIGHT_COLOR, LABEL_COLORS, UNSURE_COLOR, draw_predictions
 from emotion.faces import FaceBox
 from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
@@ -133,6 +133,21 @@ def test_an_uncertain_face_is_unsure_in_grey_never_a_confident_label():
     assert display.faces_frame([unsure]).iloc[0]["label"] == "Unsure (leans happy, 58%)"
     message = display.prediction_message([unsure], whole_image=False)
     assert "Unsure (leans happy, 58%)" in message and "looks **happy**" not in message
+
+
+def test_each_of_the_seven_emotions_has_its_own_colour_and_readable_text():
+    assert len(set(LABEL_COLORS.values())) == 7 and UNSURE_COLOR not in LABEL_COLORS.values()
+    image = np.full((120, 200, 3), 128, np.uint8)
+    surprised = FacePrediction(FaceBox(20, 60, 48, 48), "surprise", 0.9, {"surprise": 0.9, "happy": 0.1})
+    label = draw_predictions(image, [surprised], ["happy", "surprise"])[38:58, 20:120]
+    yellow = np.all(label == LABEL_COLORS["surprise"], axis=-1)
+    assert yellow.mean() > 0.3 and (label.max(axis=-1) < 80).any()  # dark text on the yellow label, not white
+
+
+def test_about_shows_the_readme_for_visitors_without_dead_links():
+    text = display.readme()
+    assert "## The web app" in text and "## Performance" not in text and not text.startswith("---")
+    assert not re.search(r"\]\((?!https?://)", text)  # links into the repository lead nowhere from the app
 
 
 def test_a_label_near_the_right_edge_moves_left_to_stay_in_the_photo():

@@ -178,7 +178,7 @@ def test_uploaded_photo_gets_a_coloured_box_a_label_and_a_table_row(page, grace_
         expect(photo_input).to_be_attached()  # the photo component rendered at all
         photo_input.set_input_files(grace_hopper_path)
 
-        annotated_image = block(page, "Faces").locator("img")
+        annotated_image = page.locator(".faces-image:visible img")  # no label badge: it would cover labels
         expect(annotated_image).to_be_visible()
         # Grace Hopper's calm portrait: the model leans one way and says it is unsure.
         message = page.get_by_text(re.compile(r"^One face found\. The largest: Unsure \(leans (happy|sad), \d+%\)"))
@@ -235,11 +235,13 @@ def test_training_streams_charts_and_offers_the_model(page, tmp_path, request):
             record_line_points(plot)
         start_button.click()
         expect(stop_button).to_be_enabled()
+        expect(start_button).to_be_disabled()  # one training at a time in a tab
 
         use_button = page.get_by_role("button", name="Use this model")
         expect(use_button).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
         expect(page.get_by_text(re.compile(r"^Done\."))).to_be_visible()
         expect(stop_button).to_be_disabled()  # a click now would only hide the result
+        expect(start_button).to_be_enabled()
         # happy and sad are classes the seven-emotion model (the default start) knows: no fine-tuning.
         for name, plot in plots.items():
             points_seen = line_points_seen(plot)

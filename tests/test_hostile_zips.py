@@ -201,6 +201,8 @@ REFUSED = {
     # Classes.
     "one class": (entries(base=faces(classes=("happy",))), "need at least two class folders .* found only 'happy'"),
     "no classes": (entries(base=[("readme.txt", b"hello")]), "need at least two class folders .* found none"),
+    "a zip in the zip": (entries(base=[("faces.zip", b"PK\x05\x06" + b"\0" * 18)]),
+                         "holds faces.zip instead of class folders; unzip it"),
     "empty class": (entries(("sad/", None), base=faces(classes=("happy",))), "class folder\\(s\\) with no files: sad"),
     "class of junk only": (entries(("sad/.DS_Store", b"\0" * 64), ("sad/Thumbs.db", b"\0" * 64),
                                    base=faces(classes=("happy",))), "found only 'happy'"),

@@ -176,5 +176,9 @@ def model_markdown(bundle: ModelBundle) -> str:
 
 
 def readme() -> str:
+    """The README up to its developers' part (performance and on), without the Spaces front matter and the
+    page's own title, its links into the repository turned to plain text (they lead nowhere from the app)."""
     text = README_PATH.read_text(encoding="utf-8") if README_PATH.is_file() else "README.md is missing."
-    return re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)  # the Spaces front matter
+    text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
+    text = re.sub(r"\A\s*# [^\n]*\n", "", text).split("\n## Performance", 1)[0]
+    return re.sub(r"\[([^\]]+)\]\((?!https?://)[^)]*\)", r"\1", text)

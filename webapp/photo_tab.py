@@ -23,12 +23,15 @@ class PhotoTab:
                                          info="A bundled model, or one you trained in this browser tab")
                 self.whole_image = gr.Button("No face found: classify the whole image anyway", visible=False)
             with gr.Column():
-                self.annotated = gr.Image(label="Faces", type="numpy", interactive=False, format="jpeg")
+                # No label badge: it would cover the labels of faces at the photo's top left.
+                self.annotated = gr.Image(label="Faces", show_label=False, type="numpy", interactive=False,
+                                          format="jpeg", elem_classes=["faces-image"])
                 self.message = gr.Markdown()
                 self.scores = gr.Label(label="Main face (the largest)", num_top_classes=7)
         # fit_columns=False: a lone face keeps its column's width instead of stretching across the page.
+        # No preview: a click outlines that face on the photo instead of enlarging a 48-pixel crop in the strip.
         self.crops = gr.Gallery(label="Each face as the model sees it", columns=8, height=150, object_fit="contain",
-                                fit_columns=False)
+                                fit_columns=False, allow_preview=False)
         self.table = gr.Dataframe(headers=display.FACE_TABLE_HEADERS, label="Every face", interactive=False)
         self.shown = gr.State()  # the photo as classified, to redraw it with one face highlighted
         outputs = [self.annotated, self.scores, self.table, self.crops, self.message, self.whole_image, self.shown]

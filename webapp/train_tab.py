@@ -58,16 +58,17 @@ class TrainTab:
         for setting in scan_inputs[1:]:  # they change the faces the model sees: scan again
             setting.change(self.on_dataset_change, scan_inputs, scan_outputs, api_visibility="private",
                            trigger_mode="always_last")
-        # Stop can be pressed from the training's start until it ends, however it ends.
+        # While a training runs, from its start until it ends however it ends, Stop is on and Start off.
         self.training = self.start.click(
-            lambda: gr.update(interactive=True), None, self.stop, queue=False, api_visibility="private"
+            lambda: (gr.update(interactive=False), gr.update(interactive=True)), None, [self.start, self.stop],
+            queue=False, api_visibility="private"
         ).then(
             self.on_train_click, [self.dataset, *self.settings.values()],
             [self.status, self.loss_plot, self.accuracy_plot, self.metrics, self.confusion, self.curves, self.files],
             api_name="train", concurrency_limit=1, concurrency_id="training",
             show_progress_on=[self.status])  # the charts stay visible while the progress bar runs
-        self.training.then(lambda: gr.update(interactive=False), None, self.stop, queue=False,
-                           api_visibility="private")
+        self.training.then(lambda: (gr.update(interactive=True), gr.update(interactive=False)), None,
+                           [self.start, self.stop], queue=False, api_visibility="private")
         self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop")
 
     def on_dataset_change(self, dataset: str | None, faces: str, image_size: int, init: str, request: gr.Request,
