@@ -51,8 +51,8 @@ class TrainResult:
 
     @property
     def started_from(self) -> str:
-        """Where training started, in words: `emotions (happy, sad from its own outputs)`."""
-        known = f" ({', '.join(self.known_classes)} from its own outputs)" if self.known_classes else ""
+        """Where training started, in words: `emotions, which already knew happy, sad`."""
+        known = f", which already knew {', '.join(self.known_classes)}" if self.known_classes else ""
         return f"{self.init}{known}"
 
     @property

@@ -245,6 +245,7 @@ def test_stop_without_a_training_says_so(page):
 def test_about_panel_describes_the_bundled_model(page):
     text = display.model_markdown(page.server.predictors.default.bundle)
     assert "happy_sad.keras` (bundled)" in text and "Validation accuracy:" in text
+    assert re.search(r"Trained on:.*, \d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d UTC$", text, re.M)  # when, in words
     assert "Read out of:** emotions" in text and "happy = 1 x happy + 0.5 x neutral" in text
 
 

@@ -3,6 +3,7 @@
 Plain functions of plain data (no Gradio), so each can be read and tested on its own; the tabs wire them in.
 """
 
+import datetime
 import re
 import time
 from pathlib import Path
@@ -166,13 +167,22 @@ def model_markdown(bundle: ModelBundle) -> str:
         f"{bundle.preprocessing.color_mode} face crops",
         f"- **Trained on:** {dataset.get('root', 'unknown')}, {metadata.get('epochs_run', '?')} epochs "
         f"(best {metadata.get('best_epoch', '?')}), batch {config.get('batch_size', '?')}, "
-        f"learning rate {config.get('learning_rate', '?')}, {metadata.get('trained_at', 'date unknown')}",
+        f"learning rate {config.get('learning_rate', '?')}, {_date(metadata.get('trained_at'))}",
         *([f"- **Read out of:** {metadata.get('init')}, with no training of its own: "
            + "; ".join(f"{new} = " + " + ".join(f"{share:g} x {old}" for old, share in parts.items())
                        for new, parts in metadata["read_out"].items())] if metadata.get("read_out") else []),
         f"- **Validation accuracy:** {validation['accuracy']:.1%} (recall: {recalls})" if validation else
         "- **Validation accuracy:** not recorded",
     ])
+
+
+def _date(timestamp: str | None) -> str:
+    """`22 November 2026, 05:06 UTC` from the metadata's ISO timestamp (UTC), as it is if it is not one."""
+    try:
+        moment = datetime.datetime.fromisoformat(timestamp).astimezone(datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return timestamp or "date unknown"
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
 def readme() -> str:
