@@ -19,8 +19,8 @@ from emotion.errors import ModelError
 from emotion.limits import MAX_DATASET_UPLOAD_BYTES
 from emotion.modelfile import DEFAULT_MODEL
 from emotion.serving import Server
-from webapp import PREDICT_EVENTS
-from webapp.about_tab import LEAVE_GUARD_JS, AboutTab
+from webapp import LEAVE_GUARD_JS, PREDICT_EVENTS
+from webapp.about_tab import AboutTab
 from webapp.live_tab import LiveTab
 from webapp.photo_tab import PhotoTab
 from webapp.train_tab import TrainTab

@@ -10,6 +10,16 @@ from emotion.errors import EmotionError
 # The Upload and Webcam tabs and the /predict API share these prediction slots.
 PREDICT_EVENTS = {"concurrency_limit": 4, "concurrency_id": "predict"}
 
+# The page's own JavaScript, run in the browser. A model trained in a tab lives as long as the tab (the
+# visitor's files are deleted when it closes): its files mark the tab, and leaving a marked tab (closing
+# it, reloading, another address) asks first.
+TRAINED_MODEL_JS = "(files) => { if (files && files.length) window.emotionTrainedModel = true; }"
+LEAVE_GUARD_JS = """() => {
+    window.addEventListener("beforeunload", (event) => {
+        if (window.emotionTrainedModel) { event.preventDefault(); event.returnValue = ""; }
+    });
+}"""
+
 
 def errors_shown(function):
     """Any `EmotionError` a handler meets is shown to the visitor as it is, and the server goes on.

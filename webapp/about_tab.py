@@ -8,15 +8,6 @@ from webapp.photo_tab import PhotoTab
 from webapp.train_tab import TrainTab
 
 
-# The page's own JavaScript, in the browser: a trained model's files mark the tab, and leaving a marked tab
-# (closing it, reloading, another address) asks first, as the visitor's files are deleted when it closes.
-TRAINED_MODEL_JS = "(files) => { if (files && files.length) window.emotionTrainedModel = true; }"
-LEAVE_GUARD_JS = """() => {
-    window.addEventListener("beforeunload", (event) => {
-        if (window.emotionTrainedModel) { event.preventDefault(); event.returnValue = ""; }
-    });
-}"""
-
 
 class AboutTab:
     """About: the model this browser tab uses. It follows the pickers, and offers a model just trained."""
@@ -30,8 +21,6 @@ class AboutTab:
             picker.input(self.on_model_select, picker, [self.about, *self.pickers], api_visibility="private")
         train_tab.training.then(self.on_training_end, None, [train_tab.use_button, *self.pickers],
                                 api_visibility="private")
-        # A model trained here lives only as long as this browser tab: leaving asks first (see LEAVE_GUARD_JS).
-        train_tab.training.then(None, train_tab.files, None, js=TRAINED_MODEL_JS, api_visibility="private")
         train_tab.use_button.click(self.on_use_model_click, None, [self.about, train_tab.message, *self.pickers],
                                    api_visibility="private")
 

@@ -10,7 +10,7 @@ from emotion.export import export_tflite
 from emotion.limits import MAX_DATASET_UPLOAD_BYTES
 from emotion.modelfile import load_bundle
 from emotion.serving import Server, check_upload
-from webapp import display, errors_shown
+from webapp import TRAINED_MODEL_JS, display, errors_shown
 
 INIT_CHOICES = ["auto", "scratch", "emotions", "happy_sad"]  # where a training starts (TrainConfig.init)
 
@@ -69,6 +69,7 @@ class TrainTab:
             show_progress_on=[self.status])  # the charts stay visible while the progress bar runs
         self.training.then(lambda: (gr.update(interactive=True), gr.update(interactive=False)), None,
                            [self.start, self.stop], queue=False, api_visibility="private")
+        self.training.then(None, self.files, None, js=TRAINED_MODEL_JS, api_visibility="private")
         self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop")
 
     def on_dataset_change(self, dataset: str | None, faces: str, image_size: int, init: str, request: gr.Request,
