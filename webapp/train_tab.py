@@ -67,8 +67,8 @@ class TrainTab:
             [self.status, self.loss_plot, self.accuracy_plot, self.metrics, self.confusion, self.curves, self.files],
             api_name="train", concurrency_limit=1, concurrency_id="training",
             show_progress_on=[self.status])  # the charts stay visible while the progress bar runs
-        self.training.then(lambda: (gr.update(interactive=True), gr.update(interactive=False)), None,
-                           [self.start, self.stop], queue=False, api_visibility="private")
+        self.training.then(lambda dataset: (gr.update(interactive=bool(dataset)), gr.update(interactive=False)),
+                           self.dataset, [self.start, self.stop], queue=False, api_visibility="private")
         self.training.then(None, self.files, None, js=TRAINED_MODEL_JS, api_visibility="private")
         self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop")
 
