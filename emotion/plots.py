@@ -1,4 +1,7 @@
-"""Training curves and confusion-matrix figures as PNG files (matplotlib, no display needed)."""
+"""Training curves and confusion-matrix figures as PNG files (matplotlib, no display needed).
+
+Titles sit on the left: the web app shows each figure with its toolbar over the top right corner.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from emotion.evaluation import Evaluation  # noqa: E402
 
@@ -19,8 +23,9 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> Path:
     for axis, metric, title in ((loss_axis, "loss", "Loss"), (accuracy_axis, "accuracy", "Accuracy")):
         axis.plot(epochs, history.get(metric, []), label="train")
         axis.plot(epochs, history.get(f"val_{metric}", []), label="validation")
-        axis.set_title(title)
+        axis.set_title(title, loc="left")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -37,7 +42,7 @@ def plot_confusion(evaluation: Evaluation, path: Path, title: str = "Confusion m
     axis.set_yticks(range(count), evaluation.class_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    axis.set_title(f"{title} (accuracy {evaluation.accuracy:.1%})")
+    axis.set_title(f"{title}\naccuracy {evaluation.accuracy:.1%}", loc="left")
     threshold = evaluation.confusion.max() / 2 if evaluation.confusion.size else 0
     for row in range(count):
         for column in range(count):

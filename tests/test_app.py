@@ -55,7 +55,7 @@ def test_photo_with_a_face_gets_a_box_a_label_a_crop_and_a_table_row(page, grace
     shown = tab.on_photo_change(str(grace_hopper_path), "happy_sad", request())
 
     original = read_image(grace_hopper_path)
-    annotated, table = shown[tab.annotated], shown[tab.table]
+    annotated, table = shown[tab.annotated]["value"], shown[tab.table]
     assert annotated.shape == original.shape
     # Grace Hopper's calm portrait: the model leans one way but says it is unsure, in the table and in the
     # main face's panel, whose headline is its top entry.
@@ -71,6 +71,8 @@ def test_photo_with_a_face_gets_a_box_a_label_a_crop_and_a_table_row(page, grace
     (crop, caption), = shown[tab.crops]
     assert crop.shape == (48, 48) and caption.startswith(table.iloc[0]["label"])
     assert "One face found" in shown[tab.message]
+    # A screen reader hears what the labels drawn on the photo say.
+    assert shown[tab.annotated]["alt_text"] == f"The photo with its face boxed and labelled: {caption}."
     assert shown[tab.whole_image]["visible"] is False
 
     # Clicking the row (or the crop) outlines that face's box in white.
@@ -89,10 +91,21 @@ def test_photo_without_a_face_says_so_and_offers_the_whole_image(page, tmp_path)
     shown = tab.on_photo_change(str(path), "happy_sad", request())
     assert "No face found" in shown[tab.message] and shown[tab.scores] is None and len(shown[tab.table]) == 0
     assert shown[tab.whole_image]["visible"] is True and shown[tab.crops] == []
+    assert shown[tab.annotated]["alt_text"] == "The photo; no face found."
 
     shown = tab.on_whole_image_click(str(path), "happy_sad", request())
     assert len(shown[tab.table]) == 1 and len(shown[tab.scores]) == 2
     assert shown[tab.message].startswith("Whole image")
+    assert shown[tab.annotated]["alt_text"].startswith("The photo, classified as one face: ")
+
+
+def test_alt_text_of_a_group_photo_reads_every_face_largest_first():
+    def face(size: int, label: str, confidence: float, uncertain: bool = False) -> FacePrediction:
+        return FacePrediction(FaceBox(0, 0, size, size), label, confidence, {}, uncertain)
+
+    faces = [face(90, "happy", 0.93), face(60, "sad", 0.55, uncertain=True)]
+    assert display.faces_alt_text(faces) == ("The photo with 2 faces boxed and labelled, largest first: "
+                                             "happy 93%; Unsure (leans sad, 55%).")
 
 
 def test_cleared_photo_clears_the_results(page):

@@ -200,6 +200,9 @@ def test_uploaded_photo_gets_a_coloured_box_a_label_and_a_table_row(page, grace_
         _, row_label, row_confidence, *box = rows.first.locator("td").all_text_contents()
         assert row_label.startswith(f"Unsure (leans {leaning}, ") and re.fullmatch(r"\d+%", row_confidence)
 
+        # A screen reader hears the verdict drawn on the photo.
+        expect(annotated_image).to_have_attribute("alt", f"The photo with its face boxed and labelled: {row_label}.")
+
         photo = np.asarray(Image.open(grace_hopper_path).convert("RGB"))
         annotated = image_at(page, annotated_image.get_attribute("src"))
         assert annotated.shape == photo.shape  # the whole photo, not a crop or a thumbnail

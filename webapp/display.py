@@ -57,6 +57,18 @@ def prediction_message(predictions: list[FacePrediction], whole_image: bool) -> 
     return f"{count}. The largest looks {looks}." if not main.uncertain else f"{count}. The largest: {looks}."
 
 
+def faces_alt_text(predictions: list[FacePrediction], whole_image: bool = False) -> str:
+    """What the labelled photo shows, for screen readers: each face's verdict, largest first."""
+    verdicts = "; ".join(verdict(p) for p in predictions)
+    if whole_image and predictions:
+        return f"The photo, classified as one face: {verdicts}."
+    if not predictions:
+        return "The photo; no face found."
+    if len(predictions) == 1:
+        return f"The photo with its face boxed and labelled: {verdicts}."
+    return f"The photo with {len(predictions)} faces boxed and labelled, largest first: {verdicts}."
+
+
 # Training progress.
 
 def training_updates(job: TrainingJob) -> Iterator[tuple[str, dict | None, float | None]]:

@@ -52,7 +52,9 @@ class PhotoTab:
                     self.message: "", self.whole_image: gr.update(visible=False), self.shown: None}
         predictor, photo = errors_shown(self._classify)(path, model, request.session_hash, faces)
         predictions = photo.in_original_pixels()  # the table gives boxes in the uploaded file's pixels
-        return {self.annotated: draw_predictions(photo.image, photo.predictions, predictor.class_names),
+        # The verdicts as alt text too: screen readers cannot read the labels drawn on the photo.
+        drawn = draw_predictions(photo.image, photo.predictions, predictor.class_names)
+        return {self.annotated: gr.update(value=drawn, alt_text=display.faces_alt_text(predictions, faces == "none")),
                 self.scores: display.main_face_scores(predictions[0]) if predictions else None,
                 self.table: display.faces_frame(predictions),
                 self.crops: [(crop[..., 0] if crop.shape[-1] == 1 else crop, display.verdict(prediction))
