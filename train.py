@@ -19,20 +19,23 @@ from emotion.config import LABEL_SOURCES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.photos import FACE_MODES  # noqa: E402
 from emotion.transfer import SCRATCH_MIN_FILES  # noqa: E402
-from emotion.preparation import prepare_data, thin_classes  # noqa: E402
+from emotion.preparation import faces_found, prepare_data, thin_classes  # noqa: E402
 from emotion.progress import BatchProgress, EpochProgress  # noqa: E402
-from emotion.training import checkpoint_path, train  # noqa: E402
+from emotion.training import checkpoint_path, describe_plan, resolved_config, train  # noqa: E402
 
 DEFAULTS = TrainConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="dataset folder or .zip (class folders, "
                         "optionally under train/ test/ val/)")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                        help=f"epochs to train; at most {DEFAULTS.known_class_epochs} when the base model (--init) "
+                        "already knows every class")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                        help="images a training step; smaller for a small dataset, so an epoch has a few steps")
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, help="AdamW's peak rate")
     parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="square model input, pixels")
     parser.add_argument("--color-mode", choices=("grayscale", "rgb"), default=DEFAULTS.color_mode)
     parser.add_argument("--val-split", type=float, default=DEFAULTS.val_split,
@@ -54,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=Path("models/model.keras"))
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     return parser.parse_args(argv)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The usage example as written, and each option's default."""
 
 
 class TerminalProgress:
@@ -95,15 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reading {args.data} ...")
         prepared = prepare_data(args.data, config)
         summary = prepared.summary
-        print(f"layout: {summary['layout']}, faces: {summary['face_mode']}, labels: {summary['labels']}, "
-              f"images used: {summary['used']}")
+        print(f"layout: {summary['layout']}, {faces_found(summary)}, labels: {summary['labels']}")
+        for split, counts in summary["used"].items():
+            print(f"  {split}: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
         if summary["skipped"]:
-            print(f"skipped {len(summary['skipped'])} unreadable file(s), e.g. {summary['skipped'][0]['reason']}")
+            print(f"skipped {len(summary['skipped'])} file(s) that could not be read:")
+            for item in summary["skipped"][:10]:
+                print(f"  {item['reason']}")
+            if len(summary["skipped"]) > 10:
+                print(f"  ... and {len(summary['skipped']) - 10} more")
         for name, count in thin_classes(prepared).items():
             print(f"warning: class {name!r} has only {count} usable image(s); add more (30 or more a class "
                   "is a good start), or expect a model that guesses.")
         if summary["no_face"]:
             print(f"skipped {len(summary['no_face'])} photo(s) with no face found, e.g. {summary['no_face'][0]}")
+        print(f"training {describe_plan(config, resolved_config(prepared, config))}")
         result = train(prepared, config, args.output, on_batch=progress.on_batch, on_epoch=progress.on_epoch)
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written over an existing model.", file=sys.stderr)

@@ -97,6 +97,11 @@ def discover(root: Path, name: str | None = None) -> DatasetLayout:
     if not class_names and (archives := sorted(path.name for path in root.iterdir() if path.suffix.lower() == ".zip")):
         raise DatasetError(f"{name}: holds {', '.join(archives)} instead of class folders; unzip it and use its "
                            "folder, or zip the class folders themselves.")
+    loose = [path for path in root.iterdir() if path.is_file() and not _is_junk(path)]
+    if not class_names and loose:
+        raise DatasetError(f"{name}: {len(loose)} file(s) but no class folders; the folder an image is in is its "
+                           "label. Put each class's images in a folder named after it (happy/, sad/, ...) and "
+                           "zip those folders.")
     _check_classes(class_names, splits["train"], name)
     return DatasetLayout(root, class_names, splits, layout, name)
 

@@ -94,7 +94,7 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
         raise ImageError(f"{name}: the image has more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
                          "allowed. Resize it and try again.") from error
     except Image.UnidentifiedImageError as error:
-        raise ImageError(f"{name}: not an image file, or a format that is not supported. {_SUPPORTED_HINT}") from error
+        raise ImageError(f"{name}: {_unsupported(source)} {_SUPPORTED_HINT}") from error
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, ArithmeticError,
             struct.error, zlib.error) as error:
         # Truncated or corrupt data surfaces as any of these, depending on the decoder (a TIFF offset
@@ -147,6 +147,30 @@ def _high_depth_to_rgb(image: Image.Image) -> np.ndarray:
         pixels = pixels / 257.0  # 65535 -> 255
     gray = np.clip(np.nan_to_num(pixels), 0, 255).astype(np.uint8)
     return np.repeat(gray[..., None], 3, axis=2)
+
+
+# ISO media "ftyp" brands of the photo formats Pillow cannot read: iPhones save HEIC by default.
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def _unsupported(source: BinaryIO | Path | str) -> str:
+    """Why an image could not be identified, naming the format when it is a known photo format."""
+    try:
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as file:
+                head = file.read(12)
+        else:
+            source.seek(0)
+            head = source.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return ("a HEIC/HEIF photo (the iPhone's own format), which is not supported. Convert it to JPEG (an "
+                "iPhone can save JPEGs: Settings > Camera > Formats > Most Compatible).")
+    if head[4:8] == b"ftyp" and head[8:12] in _AVIF_BRANDS:
+        return "an AVIF image, which is not supported. Convert it to JPEG or PNG."
+    return "not an image file, or a format that is not supported."
 
 
 def _describe(source: ImageSource) -> str:

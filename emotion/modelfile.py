@@ -192,8 +192,20 @@ def load_bundle(model_path: Path | str | None = None) -> ModelBundle:
 
 
 def read_bundle(model_path: Path | str | None = None) -> ModelBundle:
-    """A model's metadata, checked, with its Keras model left to load on first use (`ModelBundle.model`)."""
+    """A model's metadata, checked, with its Keras model left to load on first use (`ModelBundle.model`).
+
+    A model's `.tflite` export or `.json` metadata stands for the `.keras` model beside it, which is
+    what identifies the model (its export is used when it matches, see `runtime.load_runtime`).
+    """
     model_path = resolve_model_path(model_path)
+    if model_path.suffix.lower() in (".tflite", ".json"):
+        keras_path = model_path.with_suffix(".keras")
+        if not keras_path.is_file():
+            kind = "TFLite export" if model_path.suffix.lower() == ".tflite" else "metadata"
+            raise ModelError(f"{model_path} is a model's {kind}; the model itself is {keras_path.name}, which is not "
+                             "beside it. Put the .keras, .json and .tflite files of a model in one folder and "
+                             "pass the .keras file.")
+        model_path = keras_path
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} not found. Train one with `python train.py --data PATH` "
                          "or restore the bundled model with `git checkout models/`.")

@@ -90,6 +90,20 @@ def prepare_data(data_path: Path, config: TrainConfig, workdir: Path | None = No
     return PreparedData(class_names, train, val, loaded.get("test"), summary)
 
 
+def faces_found(summary: dict) -> str:
+    """How a prepared dataset's images became faces, from its summary: cropped by the detector, used whole,
+    or some of each (under "auto")."""
+    used = sum(sum(counts.values()) for counts in summary["used"].values())
+    cropped = min(summary["faces_detected"], used)
+    if summary["face_mode"] == "none":
+        return "images used whole (face cropping off)"
+    if cropped == used:
+        return "faces cropped from photos"
+    if cropped == 0:
+        return "images used whole, as face crops"
+    return f"faces cropped from {cropped} photos; {used - cropped} face crops used whole"
+
+
 def thin_classes(prepared: PreparedData) -> dict[str, int]:
     """Classes with fewer than FEW_IMAGES usable images (training and validation together): too few to
     learn from, or to trust a validation figure of. Class name -> images."""

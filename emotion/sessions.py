@@ -42,6 +42,8 @@ class Session:
         self.model: str | None = None  # the model this visitor chose; None is the server's default
         self._prepared: tuple[tuple, PreparedData] | None = None  # (what it was made from, the data)
         self._job: TrainingJob | None = None
+        self._queued = False  # a training was asked for and waits for the server's one training slot
+        self._queue_cancelled = False  # ... and was stopped before its turn came
         self._closed = False
         self._lock = threading.Lock()
 
@@ -58,6 +60,29 @@ class Session:
     @property
     def job(self) -> TrainingJob | None:
         return self._job
+
+    @property
+    def training_underway(self) -> bool:
+        """True from the moment a training is asked for, while it waits for its turn and while it runs."""
+        return self._queued or self.busy
+
+    def queue_training(self) -> None:
+        """A training was asked for; it may wait its turn (the server trains one at a time)."""
+        with self._lock:
+            self._queued, self._queue_cancelled = True, False
+
+    def cancel_queued_training(self) -> bool:
+        """Stop before the asked-for training started: it will not start. False when none is waiting."""
+        with self._lock:
+            if not self._queued:
+                return False
+            self._queue_cancelled = True
+            return True
+
+    def drop_queued_training(self) -> None:
+        """The asked-for training failed before it could start (a bad setting, an unreadable dataset)."""
+        with self._lock:
+            self._queued = self._queue_cancelled = False
 
     def prepare(self, dataset_path: Path | str, config: TrainConfig,
                 on_file: Callable[[int, int], None] | None = None) -> PreparedData:
@@ -93,10 +118,14 @@ class Session:
         prepared = self._prepared
         return prepared[1] if prepared else None
 
-    def start_training(self, prepared: PreparedData, config: TrainConfig, output_path: Path) -> TrainingJob:
-        """Start this visitor's training; raises `TrainingBusy` when the server trains already."""
+    def start_training(self, prepared: PreparedData, config: TrainConfig, output_path: Path) -> TrainingJob | None:
+        """Start this visitor's training, or None when it was asked for and then cancelled before its turn
+        (`cancel_queued_training`); raises `TrainingBusy` when the server trains already."""
         with self._lock:
+            cancelled, self._queued, self._queue_cancelled = self._queue_cancelled, False, False
             self._check_open()
+            if cancelled:
+                return None
             job = TrainingJob(prepared, config, output_path)
             job.start()
             self._job = job

@@ -56,7 +56,7 @@ def train(
     """Train a model on `data` (a dataset path or prepared arrays) and write it to `output_path`."""
     prepared = data if isinstance(data, PreparedData) else prepare_data(Path(data), config)
     class_names = prepared.class_names
-    config = transfer.resolve_init(config, _train_file_count(prepared), class_names)
+    config = resolved_config(prepared, config)  # the metadata records the settings the training ran with
     keras.utils.set_random_seed(config.seed)
 
     setup = compiled_training(prepared, config)
@@ -131,21 +131,47 @@ class CompiledTraining:
     jit_compile: bool  # the training step is compiled with XLA
 
 
+def resolved_config(prepared: PreparedData, config: TrainConfig) -> TrainConfig:
+    """`config` as a training on `prepared` runs it: `init` made concrete, with its base model's input
+    and, when the base knows every class, its short schedule (`transfer.resolve_init`); and for a small
+    dataset a smaller batch, so that an epoch still has a few steps to learn from."""
+    config = transfer.resolve_init(config, _train_file_count(prepared), prepared.class_names)
+    faces = len(prepared.train.labels)
+    return dataclasses.replace(config, batch_size=min(config.batch_size, max(MIN_BATCH_SIZE,
+                                                                             math.ceil(faces / MIN_STEPS))))
+
+
+def describe_plan(asked: TrainConfig, plan: TrainConfig) -> str:
+    """The training `resolved_config` made of the settings asked for, in words: what was changed, and why."""
+    start = "from scratch" if plan.init == "scratch" else f"from {Path(plan.init).stem}"
+    if asked.init == "auto":
+        start += " (auto: " + ("a small dataset learns best from a base model)" if plan.init != "scratch"
+                                else "a dataset this large learns from scratch)")
+    epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
+    if plan.epochs < asked.epochs:
+        epochs += f" (not {asked.epochs}: the base model already knows every class)"
+    elif plan.fine_tune_epochs and plan.init != "scratch":
+        epochs += f", then {plan.fine_tune_epochs} fine-tuning its layers"
+    batch = f"batch {plan.batch_size}"
+    if plan.batch_size < asked.batch_size:
+        batch += f" (not {asked.batch_size}: so few images need smaller batches)"
+    return f"{start}, {epochs}, {batch}"
+
+
 def compiled_training(prepared: PreparedData, config: TrainConfig) -> CompiledTraining:
     """A fresh compiled model (AdamW, warm-up + cosine schedule, BCE or CCE) and its input pipelines.
 
-    `config.init` is resolved first (`transfer.resolve_init`): "scratch" builds the CNN, anything else
-    puts a new output layer on that model's frozen layers.
+    `config` is resolved first (`resolved_config`): "scratch" builds the CNN, anything else puts a new
+    output layer on that model's frozen layers.
     """
-    config = transfer.resolve_init(config, _train_file_count(prepared), prepared.class_names)
+    config = resolved_config(prepared, config)
     num_classes = len(prepared.class_names)
     from_scratch = config.init == "scratch"
     if from_scratch:
         model = build_model(config, num_classes)
     else:
         model = transfer.build_transfer_model(config, prepared.class_names)
-    # Small datasets: a smaller batch, so that an epoch still has a few steps to learn from.
-    batch_size = min(config.batch_size, max(MIN_BATCH_SIZE, math.ceil(len(prepared.train.labels) / MIN_STEPS)))
+    batch_size = config.batch_size
     fine_tune_epochs = 0 if from_scratch else config.fine_tune_epochs
     jit_compile = (len(prepared.train.labels) >= batch_size
                    and len(prepared.train.labels) * (config.epochs + fine_tune_epochs) >= XLA_MIN_IMAGES)
@@ -215,6 +241,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         self.best_weights, self.best_epoch, self.best_score = None, 0, (-math.inf, -math.inf)
         self.stopped_by_user = False
+        self.cut_short = False  # the user stopped within an epoch: it is incomplete and not recorded
         self.epoch_started = time.monotonic()
         self.epoch = 0
 
@@ -226,17 +253,19 @@ class _ProgressCallback(keras.callbacks.Callback):
         if self.on_batch:
             self.on_batch(BatchProgress(self.epoch, self.epochs, batch + 1, self.batches,
                                         float(logs.get("loss", math.nan)), float(logs.get("accuracy", math.nan))))
-        self._check_stop()
+        self.cut_short = self._check_stop()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.cut_short:  # Keras ends the interrupted epoch too; it never counts, in the history or the charts
+            return
         logs = logs or {}
         for key in self.history:
             self.history[key].append(float(logs.get(key, math.nan)))
         val_loss, val_accuracy = self.history["val_loss"][-1], self.history["val_accuracy"][-1]
         # The best epoch is the most accurate on validation; validation loss breaks ties, which small
-        # validation sets have many of. An epoch the user interrupted is incomplete and never counts.
+        # validation sets have many of.
         score = (val_accuracy, -val_loss)
-        if not self.stopped_by_user and (self.keep_last or score > self.best_score):
+        if self.keep_last or score > self.best_score:
             self.best_score, self.best_epoch = score, epoch + 1
             self.best_weights = self.model.get_weights()
             if not self.keep_last or time.monotonic() - self.last_checkpoint >= CHECKPOINT_SECONDS:
@@ -250,10 +279,12 @@ class _ProgressCallback(keras.callbacks.Callback):
             self.model.stop_training = True
         self._check_stop()
 
-    def _check_stop(self):
+    def _check_stop(self) -> bool:
+        """Stop training when the user asked to; True then."""
         if self.should_stop and self.should_stop():
             self.stopped_by_user = True
             self.model.stop_training = True
+        return self.stopped_by_user
 
 
 def calibrate(classify: Callable[[np.ndarray], np.ndarray], prepared: PreparedData) -> dict:

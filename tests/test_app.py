@@ -25,6 +25,7 @@ from emotion.images import read_image
 from emotion.limits import MAX_IMAGE_UPLOAD_BYTES
 from emotion.modelfile import BUNDLED_MODELS
 from emotion.predictor import FacePrediction
+from emotion.preparation import faces_found
 from emotion.serving import Server
 
 EMOTIONS_PRESENT = BUNDLED_MODELS["emotions"].is_file()
@@ -192,7 +193,8 @@ def test_an_unknown_model_choice_is_a_message(page, grace_hopper_path):
 def test_dataset_upload_shows_counts_and_faces_and_rescans_when_the_image_size_changes(page, dataset_zip):
     tab = page.train
     shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request(), progress=no_progress)
-    assert shown[tab.summary].startswith("**faces.zip**: class folders")  # named as the visitor named it
+    # Named as the visitor named it; its 48-pixel cartoon faces are face crops, used whole.
+    assert shown[tab.summary].startswith("**faces.zip**: class folders, images used whole, as face crops.")
     assert "| happy | 17 | 3 |" in shown[tab.summary] and "| sad | 17 | 3 |" in shown[tab.summary]
     assert len(shown[tab.thumbnails]) == 2 * display.THUMBNAILS_PER_CLASS
     assert {caption for _, caption in shown[tab.thumbnails]} == {"happy", "sad"}
@@ -204,6 +206,19 @@ def test_dataset_upload_shows_counts_and_faces_and_rescans_when_the_image_size_c
     # Starting from the seven-emotion model, faces are cropped to its input size, whatever the slider says.
     based = tab.on_dataset_change(str(dataset_zip), "auto", 64, "emotions", request(), progress=no_progress)
     assert based[tab.thumbnails][0][0].shape == (48, 48)
+
+
+@pytest.mark.parametrize("mode, detected, expected", [
+    ("auto", 40, "faces cropped from photos"),
+    ("auto", 31, "faces cropped from 31 photos; 9 face crops used whole"),
+    ("auto", 0, "images used whole, as face crops"),
+    ("crop", 40, "faces cropped from photos"),
+    ("none", 0, "images used whole (face cropping off)"),
+])
+def test_the_preview_says_how_images_became_faces(mode, detected, expected):
+    summary = {"face_mode": mode, "faces_detected": detected,
+               "used": {"train": {"happy": 16, "sad": 16}, "val": {"happy": 4, "sad": 4}}}
+    assert faces_found(summary) == expected
 
 
 def test_a_class_with_few_images_is_warned_about_before_training(page, tmp_path):
@@ -223,6 +238,7 @@ def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page
     tab = page.train
     updates = list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, request("owner"),
                                       progress=no_progress))
+    assert updates[0][tab.status] == "Training on faces.zip started."  # it says which dataset it trains on
     charts = [update[tab.loss_plot] for update in updates if update.get(tab.loss_plot) is not None]
     assert [len(chart) for chart in charts] == [2, 4]  # training + validation points, growing each epoch
     final = updates[-1]
@@ -240,6 +256,8 @@ def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page
     assert used[page.webcam.model]["value"] == name
     shown = page.upload.on_photo_change(str(grace_hopper_path), name, request("owner"))
     assert len(shown[page.upload.table]) == 1
+    # The next training's end says which model is still in use, not "now use" as if it were the new one.
+    assert page.about.on_training_end(request("owner"))[tab.message] == f"Upload, Webcam and Live use **{name}**."
 
     with pytest.raises(gr.Error, match="Train a model"):
         page.about.on_use_model_click(request("stranger"))
@@ -253,6 +271,37 @@ def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page
 
 def test_stop_without_a_training_says_so(page):
     assert "No training" in page.train.on_stop_click(request("idle"))[page.train.status]
+
+
+def test_stop_while_a_training_waits_its_turn_cancels_it_and_a_new_dataset_keeps_start_off(page, dataset_zip):
+    tab = page.train
+    start, stop = tab.on_start_click(request("queued"))  # Start pressed: the training waits for the server
+    assert start["interactive"] is False and stop["interactive"] is True
+    # Another zip uploaded meanwhile is previewed, but Start stays off until that training has ended.
+    shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request("queued"), progress=no_progress)
+    assert shown[tab.summary].startswith("**faces.zip**") and shown[tab.start]["interactive"] is False
+
+    assert "will not start" in tab.on_stop_click(request("queued"))[tab.status]
+    updates = list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0,
+                                      request("queued"), progress=no_progress))
+    assert [update[tab.status] for update in updates] == ["**Cancelled** before it started. Press Start to train."]
+    assert page.server.sessions.get("queued").job is None
+    # Nothing waits any more: Stop says so, and a new preview turns Start on.
+    assert "No training" in tab.on_stop_click(request("queued"))[tab.status]
+    shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request("queued"), progress=no_progress)
+    assert shown[tab.start]["interactive"] is True
+
+
+def test_a_training_that_cannot_start_frees_start_again(page, tmp_path, dataset_zip):
+    tab = page.train
+    tab.on_start_click(request("refused"))
+    not_a_zip = tmp_path / "notes.zip"
+    not_a_zip.write_text("not a zip")
+    with pytest.raises(gr.Error, match="not a zip file"):
+        list(tab.on_train_click(str(not_a_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, request("refused"),
+                                progress=no_progress))
+    shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request("refused"), progress=no_progress)
+    assert shown[tab.start]["interactive"] is True
 
 
 def test_about_panel_describes_the_bundled_model(page):

@@ -200,7 +200,11 @@ REFUSED = {
     "cut short": (cut_short, "dataset.zip: the zip is incomplete or damaged"),
     # Classes.
     "one class": (entries(base=faces(classes=("happy",))), "need at least two class folders .* found only 'happy'"),
-    "no classes": (entries(base=[("readme.txt", b"hello")]), "need at least two class folders .* found none"),
+    "no classes": (entries(base=[]), "need at least two class folders .* found none"),
+    "images and no classes": (entries(base=[(name.split("/")[-1].replace(".png", f"-{name[0]}.png"), data)
+                                            for name, data in faces()]),
+                              r"dataset.zip: \d+ file\(s\) but no class folders; the folder an image is in is "
+                              "its label"),
     "a zip in the zip": (entries(base=[("faces.zip", b"PK\x05\x06" + b"\0" * 18)]),
                          "holds faces.zip instead of class folders; unzip it"),
     "empty class": (entries(("sad/", None), base=faces(classes=("happy",))), "class folder\\(s\\) with no files: sad"),

@@ -74,6 +74,9 @@ def test_sixteen_bit_keeps_its_range(tmp_path):
     (b"", "empty"),
     (b"this is a text file, not a picture", "not an image"),
     (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "not an image"),
+    # An iPhone's photo (the start of its ISO media header): named, and how to get a JPEG instead.
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), r"a HEIC/HEIF photo .* Convert it to JPEG"),
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + bytes(64), r"an AVIF image, .* Convert it to JPEG"),
 ])
 def test_non_images_raise_one_clear_error(tmp_path, content, message):
     path = tmp_path / "holiday.jpg"
@@ -81,6 +84,11 @@ def test_non_images_raise_one_clear_error(tmp_path, content, message):
     with pytest.raises(ImageError, match=message) as error:
         read_image(path)
     assert "holiday.jpg" in str(error.value)
+
+
+def test_an_uploaded_heic_photo_is_named_too():
+    with pytest.raises(ImageError, match="uploaded image: a HEIC/HEIF photo"):
+        read_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
 
 
 def test_truncated_jpeg_is_reported(tmp_path):

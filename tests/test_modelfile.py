@@ -75,3 +75,13 @@ def test_saved_models_carry_no_optimizer_state(tiny_training):
     stored = []
     weights.visit(stored.append)
     assert stored and not [name for name in stored if name.startswith("optimizer/")]  # AdamW would triple the file
+
+
+def test_a_models_tflite_or_json_stands_for_the_keras_model_beside_it(tmp_path):
+    bundled = modelfile.BUNDLED_MODELS["happy_sad"]
+    for companion in (bundled.with_suffix(".tflite"), bundled.with_suffix(".json")):
+        assert modelfile.read_bundle(companion).path == bundled
+    alone = tmp_path / "mine.tflite"
+    shutil.copy(bundled.with_suffix(".tflite"), alone)  # downloaded without its .keras
+    with pytest.raises(ModelError, match="mine.tflite is a model's TFLite export; the model itself is mine.keras"):
+        modelfile.read_bundle(alone)

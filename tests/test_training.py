@@ -95,6 +95,17 @@ def test_stop_keeps_the_best_model_so_far(tmp_path):
     assert result.model_path.is_file()
 
 
+def test_stop_within_an_epoch_leaves_that_epoch_out(tmp_path):
+    data = write_class_folders(tmp_path / "faces", per_class=12)
+    epochs, batches = [], []
+    config = TrainConfig(epochs=20, batch_size=8, base_filters=8, init="scratch")
+    # Stop after the first batch of the third epoch: Keras still ends that epoch, which must not count.
+    result = train(data, config, tmp_path / "m.keras", on_batch=batches.append, on_epoch=epochs.append,
+                   should_stop=lambda: bool(batches) and batches[-1].epoch == 3)
+    assert [epoch.epoch for epoch in epochs] == [1, 2] and len(result.history["loss"]) == 2
+    assert result.kept_epoch.startswith("epoch 2 of 2, the last")
+
+
 def test_stop_before_the_first_epoch_writes_nothing(tmp_path):
     data = write_class_folders(tmp_path / "faces", per_class=12)
     with pytest.raises(TrainingCancelled):
@@ -130,3 +141,20 @@ def test_long_trainings_compile_with_xla_and_still_learn(tiny_dataset, tmp_path,
 def test_short_trainings_skip_the_xla_compile(tiny_dataset):
     prepared = preparation.prepare_data(tiny_dataset, TrainConfig(init="scratch"))
     assert training.compiled_training(prepared, TrainConfig(epochs=2, init="scratch")).model.jit_compile is False
+
+
+def test_the_plan_says_what_a_small_dataset_changes_and_the_metadata_records_it(tmp_path):
+    data = write_class_folders(tmp_path / "faces", per_class=20)
+    prepared = preparation.prepare_data(data, TrainConfig(faces="none"))
+    asked = TrainConfig(epochs=10, faces="none", init="auto")
+    plan = training.resolved_config(prepared, asked)
+    # 34 training faces: the seven-emotion model, which knows happy and sad, for 5 epochs in batches of 16.
+    assert (plan.init, plan.epochs, plan.batch_size) == ("emotions", 5, 16)
+    assert training.describe_plan(asked, plan) == (
+        "from emotions (auto: a small dataset learns best from a base model), 5 epochs (not 10: the base model "
+        "already knows every class), batch 16 (not 128: so few images need smaller batches)")
+    scratch = TrainConfig(epochs=2, faces="none", init="scratch", base_filters=8)
+    assert training.describe_plan(scratch, training.resolved_config(prepared, scratch)) == (
+        "from scratch, 2 epochs, batch 16 (not 128: so few images need smaller batches)")
+    result = train(prepared, scratch, tmp_path / "m.keras")
+    assert json.loads(result.metadata_path.read_text())["config"]["batch_size"] == 16  # as trained, for About

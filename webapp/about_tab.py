@@ -19,7 +19,7 @@ class AboutTab:
             gr.Markdown(display.readme())
         for picker in self.pickers:
             picker.input(self.on_model_select, picker, [self.about, *self.pickers], api_visibility="private")
-        train_tab.training.then(self.on_training_end, None, [train_tab.use_button, *self.pickers],
+        train_tab.training.then(self.on_training_end, None, [train_tab.use_button, train_tab.message, *self.pickers],
                                 api_visibility="private")
         train_tab.use_button.click(self.on_use_model_click, None, [self.about, train_tab.message, *self.pickers],
                                    api_visibility="private")
@@ -32,10 +32,12 @@ class AboutTab:
         return {self.about: display.model_markdown(bundle), **{picker: model for picker in self.pickers}}
 
     def on_training_end(self, request: gr.Request) -> dict:
-        """A training ended: its model joins this tab's pickers, and "Use this model" appears."""
+        """A training ended: its model joins this tab's pickers, and "Use this model" appears; the note of a
+        model used before it goes, or it would read as if the new one were in use."""
         session = self.server.sessions.get(request.session_hash)
         choices = self.server.model_choices(session)
-        return {self.train_tab.use_button: gr.update(visible=bool(session.models)),
+        in_use = f"Upload, Webcam and Live use **{session.model}**." if session.model in session.models else ""
+        return {self.train_tab.use_button: gr.update(visible=bool(session.models)), self.train_tab.message: in_use,
                 **{picker: gr.update(choices=choices) for picker in self.pickers}}
 
     def on_use_model_click(self, request: gr.Request) -> dict:

@@ -14,7 +14,7 @@ import pandas as pd
 from emotion.jobs import TrainingJob
 from emotion.modelfile import BUNDLED_MODELS, ModelBundle
 from emotion.predictor import FacePrediction
-from emotion.preparation import FEW_IMAGES, PreparedData, thin_classes
+from emotion.preparation import FEW_IMAGES, PreparedData, faces_found, thin_classes
 from emotion.progress import BatchProgress, EpochProgress, TrainResult
 
 README_PATH = Path(__file__).resolve().parent.parent / "README.md"
@@ -126,8 +126,7 @@ def few_images(prepared: PreparedData) -> str:
 
 def dataset_markdown(prepared: PreparedData) -> str:
     summary = prepared.summary
-    lines = [f"**{summary['root']}**: {summary['layout']}, faces: "
-             f"{'cropped from photos' if summary['face_mode'] == 'crop' else 'images used as they are'}.", "",
+    lines = [f"**{summary['root']}**: {summary['layout']}, {faces_found(summary)}.", "",
              "| class | " + " | ".join(summary["used"]) + " |", "|---" * (len(summary["used"]) + 1) + "|"]
     for name in prepared.class_names:
         counts = [str(split_counts.get(name, 0)) for split_counts in summary["used"].values()]

@@ -58,10 +58,9 @@ class TrainTab:
         for setting in scan_inputs[1:]:  # they change the faces the model sees: scan again
             setting.change(self.on_dataset_change, scan_inputs, scan_outputs, api_visibility="private",
                            trigger_mode="always_last")
-        # While a training runs, from its start until it ends however it ends, Stop is on and Start off.
+        # While a training waits for its turn or runs, until it ends however it ends, Stop is on and Start off.
         self.training = self.start.click(
-            lambda: (gr.update(interactive=False), gr.update(interactive=True)), None, [self.start, self.stop],
-            queue=False, api_visibility="private"
+            self.on_start_click, None, [self.start, self.stop], queue=False, api_visibility="private"
         ).then(
             self.on_train_click, [self.dataset, *self.settings.values()],
             [self.status, self.loss_plot, self.accuracy_plot, self.metrics, self.confusion, self.curves, self.files],
@@ -78,8 +77,15 @@ class TrainTab:
         if not dataset:
             return {self.summary: "", self.thumbnails: None, self.start: gr.update(interactive=False)}
         prepared = self._prepare(dataset, _config(faces=faces, image_size=image_size, init=init), request, progress)
+        # A new dataset while a training runs: Start stays off until it ends (then it trains on this one).
+        underway = self.server.sessions.get(request.session_hash).training_underway
         return {self.summary: display.dataset_markdown(prepared), self.thumbnails: display.thumbnails(prepared),
-                self.start: gr.update(interactive=True)}
+                self.start: gr.update(interactive=not underway)}
+
+    def on_start_click(self, request: gr.Request) -> tuple:
+        """Start off and Stop on at once, before the training waits for its turn: Stop then cancels it."""
+        self.server.sessions.get(request.session_hash).queue_training()
+        return gr.update(interactive=False), gr.update(interactive=True)
 
     def on_train_click(self, dataset: str | None, epochs: int, batch_size: int, learning_rate: float,
                        augment: bool, faces: str, image_size: int, init: str, fine_tune_epochs: int,
@@ -101,18 +107,26 @@ class TrainTab:
             The status, the loss and accuracy charts, the metrics, the confusion matrix and curves images,
             and the model files (.keras, its metadata .json, .tflite).
         """
-        if not dataset:
-            raise gr.Error("Upload a dataset .zip first.")
-        config = _config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
-                         faces=faces, image_size=image_size, init=init, fine_tune_epochs=fine_tune_epochs)
         session = self.server.sessions.get(request.session_hash)
-        prepared = self._prepare(dataset, config, request, progress)
+        try:
+            if not dataset:
+                raise gr.Error("Upload a dataset .zip first.")
+            config = _config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
+                             faces=faces, image_size=image_size, init=init, fine_tune_epochs=fine_tune_epochs)
+            prepared = self._prepare(dataset, config, request, progress)
+        except BaseException:
+            session.drop_queued_training()  # the training asked for ends here
+            raise
         if display.few_images(prepared):
             gr.Warning(display.few_images(prepared))
         job = errors_shown(session.start_training)(prepared, config, session.new_model_path(dataset))
+        if job is None:  # Stop was pressed while it waited for its turn
+            yield {self.status: "**Cancelled** before it started. Press Start to train."}
+            return
         last_status = 0.0
         try:
-            yield {self.status: "Training started.", self.loss_plot: None, self.accuracy_plot: None}
+            yield {self.status: f"Training on {prepared.summary['root']} started.", self.loss_plot: None,
+                   self.accuracy_plot: None}
             for status, history, done in display.training_updates(job):
                 if done is not None:  # a batch: the progress bar each time, the status once a second
                     progress(done, desc=status)
@@ -125,10 +139,13 @@ class TrainTab:
             result = errors_shown(job.wait)()  # TrainingCancelled included: stopped before an epoch ended
         finally:
             session.end_training(job)  # a no-op after a normal end; ends the worker when the visitor has gone
+        yield {self.status: "Trained. Converting the model to TFLite for fast predictions (a few seconds)..."}
         yield self._finished(session, result)
 
     def on_stop_click(self, request: gr.Request) -> dict:
         session = self.server.sessions.find(request.session_hash)
+        if session is not None and session.job is None and session.cancel_queued_training():
+            return {self.status: "**Cancelled**: the training waiting for its turn will not start."}
         if session is None or session.job is None:  # /stop called (the button is off between trainings)
             return {self.status: "No training is running in this tab."}
         session.job.stop()
