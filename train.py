@@ -1,6 +1,6 @@
 """Train the emotion CNN on a folder or zip of class folders.
 
-    python train.py --data ../shared/data/fer2013-happy-sad --output models/happy_sad.keras
+    python train.py --data my_photos.zip --output models/mine.keras
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the terminal
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # less of TensorFlow's C++ chatter on stderr (its lines from
+# before absl logging starts, oneDNN and CUDA notes, remain: TensorFlow 2.21 prints them whatever this says)
 
 from tqdm import tqdm  # noqa: E402
 
@@ -37,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="images a training step; smaller for a small dataset, so an epoch has a few steps")
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, help="AdamW's peak rate")
     parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="square model input, pixels")
-    parser.add_argument("--color-mode", choices=("grayscale", "rgb"), default=DEFAULTS.color_mode)
+    parser.add_argument("--color-mode", choices=("grayscale", "rgb"), default=DEFAULTS.color_mode,
+                        help="the model's input colours, from scratch (a base model brings its own)")
     parser.add_argument("--val-split", type=float, default=DEFAULTS.val_split,
                         help="share held out for validation when the dataset has no val/ folder")
     parser.add_argument("--faces", choices=FACE_MODES, default=DEFAULTS.faces,
@@ -54,13 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto: crowd votes (ferplus_<split>.csv) when the dataset has them, else folders")
     parser.add_argument("--no-class-weights", action="store_true",
                         help="do not rebalance the loss between classes of different sizes")
-    parser.add_argument("--output", type=Path, default=Path("models/model.keras"))
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--output", type=Path, default=Path("models/model.keras"),
+                        help="the model file to write; its .json, curves and confusion matrix go beside it")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="for the split, shuffling and weights")
     return parser.parse_args(argv)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The usage example as written, and each option's default."""
+    """The usage example as written, and each option's default where it has one to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.required or action.nargs == 0 or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 class TerminalProgress:

@@ -9,10 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # less of TensorFlow's C++ chatter on stderr (its lines from
+# before absl logging starts, oneDNN and CUDA notes, remain: TensorFlow 2.21 prints them whatever this says)
 
 from emotion.errors import EmotionError  # noqa: E402
-from emotion.images import is_image_path  # noqa: E402
+from emotion.images import IMAGE_EXTENSIONS, is_image_path  # noqa: E402
 from emotion.photos import FACE_MODES  # noqa: E402
 from emotion.predictor import verdict  # noqa: E402
 
@@ -67,22 +68,29 @@ def run_predict(args: argparse.Namespace) -> int:
     from emotion.predictor import Predictor
 
     predictor = Predictor.load(args.model)
-    failures = 0
-    for record in predictor.predict_sources(expand_paths(args.paths), faces=args.faces):
+    paths, empty_folders = expand_paths(args.paths)
+    for folder in empty_folders:
+        print(f"error: {folder}: no images in this folder or below it ({', '.join(IMAGE_EXTENSIONS)}).",
+              file=sys.stderr)
+    failures = len(empty_folders)
+    for record in predictor.predict_sources(paths, faces=args.faces):
         failures += record["error"] is not None
         print(json.dumps(record) if args.json else describe(record), flush=True)
     return 1 if failures else 0
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given (even odd ones, so they are reported); folders searched for images."""
-    expanded = []
+def expand_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Files as given (even odd ones, so they are reported); folders searched for images, HEIC photos
+    included so that each is reported too. Also the folders that hold no image at all."""
+    expanded, empty = [], []
     for path in paths:
         if path.is_dir():
-            expanded.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p)))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p, unreadable_photos=True))
+            expanded.extend(found)
+            empty += [] if found else [path]
         else:
             expanded.append(path)
-    return expanded
+    return expanded, empty
 
 
 def describe(record: dict) -> str:
@@ -125,7 +133,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     fitted = recalibrate(resolve_model_path(args.model), args.data)
     print(f"temperature {fitted['temperature']:.2f}, uncertain below {fitted['uncertain_below']:.0%} "
           f"(fitted on {fitted['fitted_on']}); expected calibration error on validation "
-          f"{fitted['ece_before']:.1%} before, {fitted['ece_after']:.1%} after.\n"
+          f"{fitted['ece_before']:.1%} uncalibrated, {fitted['ece_after']:.1%} calibrated.\n"
           f"Run `python -m emotion export --model {args.model or 'happy_sad'}` to update the TFLite file.")
     return 0
 

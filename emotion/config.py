@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from emotion.modelfile import BUNDLED_MODELS
 from emotion.photos import FACE_MODES
 from emotion.preprocess import Preprocessing
 
@@ -75,6 +76,11 @@ class TrainConfig:
             raise ValueError(f"image_size must be between 16 and 256 pixels, not {self.image_size}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.fine_tune_epochs < 0:
+            raise ValueError(f"fine_tune_epochs must be 0 or more, not {self.fine_tune_epochs}")
+        if self.init not in ("auto", "scratch", *BUNDLED_MODELS) and not str(self.init).lower().endswith(".keras"):
+            raise ValueError(f"init must be auto, scratch, {', '.join(BUNDLED_MODELS)} or the path of a .keras "
+                             f"model, not {self.init!r}")
         if not 0.0 < self.learning_rate < 1.0:
             raise ValueError(f"learning_rate must be in (0, 1), not {self.learning_rate}")
         if not 0.0 < self.val_split < 0.9:

@@ -24,7 +24,16 @@ def export_tflite(bundle: ModelBundle, output_path: Path | None = None) -> Path:
     against the Keras model before it replaces anything (`check_parity`), and its record beside it
     (for a model read from a file: one built in memory has no file to vouch for)."""
     output_path = Path(output_path) if output_path else bundle.path.with_suffix(".tflite")
+    if output_path.is_dir():  # a folder: the model's name in it
+        output_path = output_path / bundle.path.with_suffix(".tflite").name
+    if output_path.suffix.lower() != ".tflite":
+        raise ModelError(f"{output_path}: the export's name must end in .tflite (the runtime looks for it by name).")
     record_path = export_record_path(output_path)
+    try:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ModelError(f"cannot write the export to {output_path.parent} ({error.strerror}); pick another "
+                         "--output.") from error
     with atomic_path(output_path) as temporary:
         bundle.model.export(str(temporary.with_suffix(".tflite")), format="litert", verbose=False)
         temporary.with_suffix(".tflite").replace(temporary)

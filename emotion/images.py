@@ -20,6 +20,8 @@ from emotion.errors import ImageError
 from emotion.limits import MAX_IMAGE_PIXELS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# Photo formats that cannot be read here: a folder's are still listed, so that each gets its message.
+UNREADABLE_PHOTO_EXTENSIONS = (".heic", ".heif", ".avif")
 # The only decoders an upload reaches, whatever its name says: Pillow knows forty formats, and each
 # parser is attack surface (EPS even runs Ghostscript). "JPEG" also opens phones' multi-picture JPEGs.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
@@ -31,12 +33,14 @@ ImageSource = Union[str, Path, bytes, BinaryIO]
 # face detector sees 192 pixels either way; face crops lose at most a tenth of their pixels.
 DRAFT_MIN_SHARE = 0.9
 
-_SUPPORTED_HINT = "Use a JPEG, PNG, WebP, BMP or GIF image."
+_SUPPORTED_HINT = "Use a JPEG, PNG, WebP, BMP, GIF or TIFF image."
 
 
-def is_image_path(path: Path) -> bool:
-    """True when the file name has an image extension (hidden and macOS resource files excluded)."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+def is_image_path(path: Path, unreadable_photos: bool = False) -> bool:
+    """True when the file name has an image extension (hidden and macOS resource files excluded), or
+    with `unreadable_photos`, that of a photo format that cannot be read here (HEIC, AVIF)."""
+    extensions = IMAGE_EXTENSIONS + (UNREADABLE_PHOTO_EXTENSIONS if unreadable_photos else ())
+    return path.suffix.lower() in extensions and not path.name.startswith(".")
 
 
 def read_image(source: ImageSource, name: str | None = None) -> np.ndarray:
@@ -94,7 +98,7 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
         raise ImageError(f"{name}: the image has more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
                          "allowed. Resize it and try again.") from error
     except Image.UnidentifiedImageError as error:
-        raise ImageError(f"{name}: {_unsupported(source)} {_SUPPORTED_HINT}") from error
+        raise ImageError(f"{name}: {_unsupported(source)}") from error
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, ArithmeticError,
             struct.error, zlib.error) as error:
         # Truncated or corrupt data surfaces as any of these, depending on the decoder (a TIFF offset
@@ -106,6 +110,24 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
         size = (max(1, round(pixels.shape[1] * ratio)), max(1, round(pixels.shape[0] * ratio)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     return pixels, max(width, height) / max(pixels.shape[:2])
+
+
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """An image array a caller hands in, as (height, width, 3) uint8 RGB: grayscale (2-D or one channel)
+    is repeated, an alpha channel dropped; anything else, floats included, is a ValueError that says
+    what to pass, rather than a failure deep inside, or no face found."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels (0 to 255), got {pixels.dtype}; for floats in [0, 1] pass "
+                         "(image * 255).round().astype(numpy.uint8)")
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an image of shape (height, width) or (height, width, 1, 3 or 4), "
+                         f"got {pixels.shape}")
+    if pixels.shape[2] == 1:
+        return np.repeat(pixels, 3, axis=2)
+    return pixels[..., :3] if pixels.shape[2] == 4 else pixels
 
 
 def _reduce(image: Image.Image, max_side: int | None) -> Image.Image:
@@ -170,7 +192,7 @@ def _unsupported(source: BinaryIO | Path | str) -> str:
                 "iPhone can save JPEGs: Settings > Camera > Formats > Most Compatible).")
     if head[4:8] == b"ftyp" and head[8:12] in _AVIF_BRANDS:
         return "an AVIF image, which is not supported. Convert it to JPEG or PNG."
-    return "not an image file, or a format that is not supported."
+    return f"not an image file, or a format that is not supported. {_SUPPORTED_HINT}"
 
 
 def _describe(source: ImageSource) -> str:

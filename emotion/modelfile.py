@@ -161,6 +161,10 @@ def read_metadata(model_path: Path, contents: bytes | None = None) -> dict:
     text, source = _embedded_metadata(io.BytesIO(contents) if contents is not None else model_path), model_path
     if text is None:
         source = metadata_path(model_path)
+        model_file = io.BytesIO(contents) if contents is not None else model_path
+        if model_path.suffix.lower() == ".keras" and not zipfile.is_zipfile(model_file):
+            raise ModelError(f"{model_path} is not a Keras model file (a .keras file is a zip); it may be damaged "
+                             "or something else renamed. Train a model with train.py, or restore it from git.")
         if not source.is_file():
             raise ModelError(f"{source} not found: a model needs the metadata that train.py writes into it "
                              "(or beside it as JSON).")
@@ -207,6 +211,9 @@ def read_bundle(model_path: Path | str | None = None) -> ModelBundle:
                              "pass the .keras file.")
         model_path = keras_path
     if not model_path.is_file():
+        if not model_path.suffix and model_path.parent == Path("."):  # a name, not a path
+            raise ModelError(f"no bundled model named {str(model_path)!r} and no such file; the bundled models are "
+                             f"{', '.join(BUNDLED_MODELS)}, or pass the path of a .keras file.")
         raise ModelError(f"model file {model_path} not found. Train one with `python train.py --data PATH` "
                          "or restore the bundled model with `git checkout models/`.")
     # The hash and the metadata come from one reading of the file, so they always describe the same model.

@@ -25,7 +25,7 @@ import numpy as np
 
 from emotion.errors import ImageError
 from emotion.faces import MIN_FACE_PIXELS, FaceBox, FaceDetector
-from emotion.images import ImageSource, read_image_reduced
+from emotion.images import ImageSource, as_rgb, read_image_reduced
 from emotion.preprocess import Preprocessing, face_pixels, whole_image_box
 
 FACE_MODES = ("auto", "crop", "none")
@@ -76,6 +76,7 @@ def extract_faces(source: ImageSource, preprocessing: Preprocessing, faces: str 
 def faces_of_image(image: np.ndarray, preprocessing: Preprocessing, faces: str = "auto",
                    detector: FaceDetector | None = None, scale: float = 1.0) -> PhotoFaces:
     """Crop the faces of an already decoded upright RGB image (a webcam frame, say)."""
+    image = as_rgb(image)
     boxes, detected = find_boxes(image, faces, detector)
     return PhotoFaces(image, scale, boxes, face_pixels(image, boxes, preprocessing), detected)
 

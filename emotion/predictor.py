@@ -97,7 +97,8 @@ class Predictor:
         return temper(class_probabilities(self.runtime(pixels)), self.calibration.temperature)
 
     def predict_image(self, image: np.ndarray, faces: str = "auto") -> list[FacePrediction]:
-        """Every face of an upright RGB uint8 image, largest first; [] when no face is found."""
+        """Every face of an upright RGB uint8 image (grayscale and RGBA are taken too), largest first; []
+        when no face is found. Raises ValueError for other arrays (floats, say)."""
         return self._predict(faces_of_image(image, self.preprocessing, faces, self.detector))
 
     def predict_photo(self, source: ImageSource, faces: str = "auto", name: str | None = None) -> PhotoPrediction:

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from emotion import calibration, datasets, transfer
 from emotion.config import TrainConfig
-from emotion.errors import TrainingCancelled
+from emotion.errors import DatasetError, TrainingCancelled
 from emotion.evaluation import classify_all, evaluate_arrays
 from emotion.model import build_augmentation, build_model
 from emotion.modelfile import ModelBundle, atomic_path, load_bundle, metadata_path, save_bundle
@@ -320,6 +320,11 @@ def recalibrate(model_path: Path | str, data_path: Path) -> dict:
     config = dataclasses.replace(TrainConfig.from_dict(bundle.metadata.get("config", {})), init="scratch",
                                  **bundle.preprocessing.to_dict(), classes=tuple(bundle.class_names))
     prepared = prepare_data(Path(data_path), config)
+    if len(prepared.val.labels) < calibration.MIN_FACES_TO_FIT:
+        raise DatasetError(f"{data_path}: only {len(prepared.val.labels)} validation faces, too few to fit a "
+                           f"calibration (at least {calibration.MIN_FACES_TO_FIT}; the uncertain threshold needs "
+                           f"{10 * calibration.MIN_FACES_IN_WINDOW}). The model is unchanged. Use a dataset with a "
+                           "larger val/ folder.")
     uncalibrated = {key: value for key, value in bundle.metadata.items() if key != "calibration"}
     fitted, classify = _calibrated(bundle.model, uncalibrated, bundle.path, prepared)
     validation = evaluate_arrays(classify, prepared.val, bundle.class_names).to_dict()

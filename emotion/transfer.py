@@ -49,7 +49,7 @@ def resolve_init(config: TrainConfig, train_files: int, class_names: list[str] |
     path = resolve_model_path(init)
     if not path.is_file():
         hint = " (a bundled model is missing: restore it with `git checkout models/`)" if init in BUNDLED_MODELS else ""
-        raise ModelError(f"init {init!r}: no model file at {path}{hint}. Use scratch, "
+        raise ModelError(f"init {init!r}: no model file at {path}{hint}. Use auto, scratch, "
                          f"{', '.join(BASE_MODELS)} or the path of a .keras model.")
     preprocessing = read_metadata(path)["preprocessing"]
     config = dataclasses.replace(config, init=init, image_size=int(preprocessing["image_size"]),

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_class_folders
 from emotion import calibration
+from emotion.errors import DatasetError
 from emotion.export import export_tflite
 from emotion.modelfile import load_bundle, save_bundle
 from emotion.calibration import temper
 from emotion.predictor import Predictor
+from emotion.training import recalibrate
 
 
 def overconfident_scores(count: int, temperature: float, seed: int = 0):
@@ -75,3 +80,14 @@ def test_faces_below_the_threshold_are_marked_uncertain(calibrated_model, tiny_d
     face = record["faces"][0]
     assert face["uncertain"] == (face["confidence"] < 0.9)
     assert face["confidence"] < 0.9  # a temperature of 3 leaves no drawn face 90% sure
+
+
+def test_recalibrating_on_too_few_faces_leaves_the_model_as_it_was(tiny_training, tmp_path):
+    result, _, _ = tiny_training
+    model = tmp_path / "mine.keras"
+    shutil.copy(result.model_path, model)
+    before = model.read_bytes()
+    few = write_class_folders(tmp_path / "few", per_class=8)  # 16 faces: a few validation faces
+    with pytest.raises(DatasetError, match="too few to fit a calibration .* The model is unchanged"):
+        recalibrate(model, few)
+    assert model.read_bytes() == before

@@ -23,13 +23,19 @@ def test_predict_json_contract(tiny_training, grace_hopper_path, tmp_path):
     (folder / "nested").mkdir(parents=True)
     shutil.copy(grace_hopper_path, folder / "nested" / "grace.jpg")
     Image.new("RGB", (320, 240), (120, 160, 200)).save(folder / "sky.png")
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    (folder / "notes.txt").write_text("not a photo, and not listed")
     (tmp_path / "fake.jpg").write_text("not an image")
+    (tmp_path / "empty").mkdir()
 
     done = run("-m", "emotion", "predict", "--model", str(result.model_path), "--json",
-               str(folder), str(tmp_path / "fake.jpg"))
+               str(folder), str(tmp_path / "fake.jpg"), str(tmp_path / "empty"))
     lines = done.stdout.strip().splitlines()
     records = {record["path"].rsplit("/", 1)[-1]: record for record in map(json.loads, lines)}
-    assert len(lines) == 3 and set(records) == {"grace.jpg", "sky.png", "fake.jpg"}
+    assert len(lines) == 4 and set(records) == {"grace.jpg", "sky.png", "IMG_0001.HEIC", "fake.jpg"}
+    # An iPhone photo in a folder is reported, not passed over; a folder without images is named.
+    assert "a HEIC/HEIF photo" in records["IMG_0001.HEIC"]["error"]
+    assert "empty: no images in this folder or below it" in done.stderr
     for record in records.values():
         assert set(record) == {"path", "faces", "error"}
 

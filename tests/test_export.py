@@ -43,3 +43,17 @@ def test_an_export_that_differs_from_its_model_is_refused_and_replaces_nothing(t
     with pytest.raises(ModelError, match=r"tiny\.tflite \(not written\): TFLite outputs differ"):
         export_tflite(load_bundle(model_path))
     assert good.read_bytes() == kept and export.export_record(good) == record  # the checked export stays
+
+
+def test_an_export_into_a_folder_takes_the_models_name_and_other_names_are_refused(tiny_training, tmp_path):
+    result, _, _ = tiny_training
+    bundle = load_bundle(result.model_path)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert export_tflite(bundle, folder) == folder / result.model_path.with_suffix(".tflite").name
+    with pytest.raises(ModelError, match="must end in .tflite"):
+        export_tflite(bundle, tmp_path / "out.bin")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ModelError, match="cannot write the export to .*a-file"):
+        export_tflite(bundle, blocker / "sub" / "model.tflite")

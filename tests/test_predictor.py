@@ -51,6 +51,18 @@ def test_no_face_gives_an_empty_list_and_none_mode_classifies_the_whole_image(pr
     assert sum(whole[0].scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_grayscale_and_rgba_arrays_find_the_face_and_floats_are_refused_plainly(predictor, grace_hopper_path):
+    image = read_image(grace_hopper_path)
+    gray = np.asarray(Image.fromarray(image).convert("L"))
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    for array in (gray, gray[..., None], rgba):
+        assert len(predictor.predict_image(array)) == 1
+    with pytest.raises(ValueError, match=r"expected uint8 pixels .* got float32"):
+        predictor.predict_image(image.astype(np.float32) / 255)  # rather than "no face"
+    with pytest.raises(ValueError, match=r"got \(2, 3, 4, 5\)"):
+        predictor.predict_image(np.zeros((2, 3, 4, 5), np.uint8))
+
+
 def test_unreadable_upload_is_an_error_record_not_an_exception(predictor):
     record = predictor.predict_source(b"\x00\x01garbage", name="upload.jpg")
     assert record["faces"] == [] and "upload.jpg" in record["error"]

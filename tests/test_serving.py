@@ -56,4 +56,4 @@ def test_a_broken_chosen_model_falls_back_to_the_bundled_one(tmp_path, caplog):
                                         '{"image_size": 48, "color_mode": "grayscale", "face_margin": 0.1}}')
     server = Server.load(str(broken), tmp_path / "sessions")
     assert server.predictors.default.bundle.path.name == "happy_sad.keras"
-    assert "could not be loaded" in caplog.text and "bundled model instead" in caplog.text
+    assert "mine.keras is not a Keras model file" in caplog.text and "bundled model instead" in caplog.text
