@@ -56,7 +56,7 @@ def train(
     """Train a model on `data` (a dataset path or prepared arrays) and write it to `output_path`."""
     prepared = data if isinstance(data, PreparedData) else prepare_data(Path(data), config)
     class_names = prepared.class_names
-    config = resolved_config(prepared, config)  # the metadata records the settings the training ran with
+    asked, config = config, resolved_config(prepared, config)  # the metadata records the settings as run
     keras.utils.set_random_seed(config.seed)
 
     setup = compiled_training(prepared, config)
@@ -114,7 +114,7 @@ def train(
     checkpoint.remove()
     return TrainResult(output_path, metadata_path(output_path), curves_path, confusion_path, evaluation,
                        evaluated_on, progress.history, progress.best_epoch, progress.stopped_by_user,
-                       prepared.summary, config.init, known_classes, keep_last)
+                       prepared.summary, config.init, known_classes, keep_last, describe_plan(asked, config))
 
 
 @dataclass

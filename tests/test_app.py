@@ -240,10 +240,13 @@ def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page
                                       progress=no_progress))
     assert updates[0][tab.status] == "Training on faces.zip started."  # it says which dataset it trains on
     charts = [update[tab.loss_plot] for update in updates if update.get(tab.loss_plot) is not None]
-    assert [len(chart) for chart in charts] == [2, 4]  # training + validation points, growing each epoch
+    # Training + validation points, growing each epoch; the final answer carries the charts once more.
+    assert [len(chart) for chart in charts] == [2, 4, 4]
     final = updates[-1]
     # 34 training faces: a fixed schedule, and the status says which epoch was kept and why.
     assert final[tab.status].startswith("**Done.** Kept epoch 2 of 2, the last: with few images, validation")
+    assert "As run: from scratch, 2 epochs, batch 16." in final[tab.status]
+    assert final[tab.loss_plot].equals(charts[-2])
     assert "Validation accuracy" in final[tab.metrics] and "95% interval" in final[tab.metrics]
     assert Path(final[tab.confusion]).is_file() and Path(final[tab.curves]).is_file()
     assert sorted(Path(file).suffix for file in final[tab.files]) == [".json", ".keras", ".tflite"]

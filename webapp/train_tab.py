@@ -166,8 +166,12 @@ class TrainTab:
         except EmotionError as error:
             note = f"\n\nThe TFLite export failed ({error}); the Keras model is complete."
         stopped = "Stopped by you. " if result.stopped_by_user else ""
-        kept = f"Kept {result.kept_epoch}; started from {result.started_from}."
+        kept = f"Kept {result.kept_epoch}; started from {result.started_from}. As run: {result.plan}."
+        history = {**result.history, "epoch": list(range(1, len(result.history["loss"]) + 1))}
         return {self.status: f"**Done.** {stopped}{kept}{note}",
+                # The charts once more: /train's final answer carries them too, not bare updates.
+                self.loss_plot: display.curve_frame(history, "loss"),
+                self.accuracy_plot: display.curve_frame(history, "accuracy"),
                 self.metrics: display.metrics_markdown(result), self.confusion: str(result.confusion_path),
                 self.curves: str(result.curves_path), self.files: files}
 
