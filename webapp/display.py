@@ -140,6 +140,7 @@ def dataset_markdown(prepared: PreparedData) -> str:
     if summary["no_face"]:
         names = ", ".join(summary["no_face"][:10]) + (" ..." if len(summary["no_face"]) > 10 else "")
         lines += ["", f"**{len(summary['no_face'])} photo(s) with no face found, left out:** {names}"]
+    lines += ["", "A few faces per class, as the model sees them:"]  # the gallery below, which has no label
     return "\n".join(lines)
 
 

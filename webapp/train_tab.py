@@ -31,11 +31,13 @@ class TrainTab:
                 with gr.Row():
                     self.start = gr.Button("Start", variant="primary", interactive=False)
                     self.stop = gr.Button("Stop", variant="stop", interactive=False)  # while a training runs
+                # Right under the buttons: on a phone, the preview stacks between them and anything lower.
+                self.status = gr.Markdown(label="Status")
             with gr.Column(scale=2):
                 self.summary = gr.Markdown()
-                self.thumbnails = gr.Gallery(label="A few faces per class, as the model sees them",
+                # Its title ends the summary above it: a label badge would cover the first row of faces.
+                self.thumbnails = gr.Gallery(label="A few faces per class, as the model sees them", show_label=False,
                                              columns=display.THUMBNAILS_PER_CLASS)
-        self.status = gr.Markdown(label="Status")
         with gr.Row():
             self.loss_plot, self.accuracy_plot = (
                 # No fixed height: it would cut off the legend that tells training from validation.
