@@ -20,7 +20,7 @@ from emotion.predictor import verdict  # noqa: E402
 
 FACES_HELP = ("auto: detect the faces of photos, take images of at most 160 px for face crops; "
               "crop: always detect; none: the whole image is one face")
-MODEL_HELP = "a bundled model (happy_sad, the default, or emotions) or a .keras file"
+MODEL_HELP = "a bundled model (happy_sad, the default, or emotions) or a .keras file (or its .tflite or .json)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,7 +114,7 @@ def read_image_reduced(source: ImageSource, max_side: int | None, name: str | No
 
 def as_rgb(pixels: np.ndarray) -> np.ndarray:
     """An image array a caller hands in, as (height, width, 3) uint8 RGB: grayscale (2-D or one channel)
-    is repeated, an alpha channel dropped; anything else, floats included, is a ValueError that says
+    is repeated, transparency put onto white; anything else, floats included, is a ValueError that says
     what to pass, rather than a failure deep inside, or no face found."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8:
@@ -127,7 +127,10 @@ def as_rgb(pixels: np.ndarray) -> np.ndarray:
                          f"got {pixels.shape}")
     if pixels.shape[2] == 1:
         return np.repeat(pixels, 3, axis=2)
-    return pixels[..., :3] if pixels.shape[2] == 4 else pixels
+    if pixels.shape[2] == 4:  # transparency onto white, as `read_image` does
+        alpha = pixels[..., 3:].astype(np.float32) / 255.0
+        return np.round(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return pixels
 
 
 def _reduce(image: Image.Image, max_side: int | None) -> Image.Image:
@@ -181,17 +184,18 @@ def _unsupported(source: BinaryIO | Path | str) -> str:
     try:
         if isinstance(source, (str, Path)):
             with open(source, "rb") as file:
-                head = file.read(12)
+                head = file.read(64)
         else:
             source.seek(0)
-            head = source.read(12)
+            head = source.read(64)
     except OSError:
         head = b""
+    brands = {head[index : index + 4] for index in range(8, min(len(head), int.from_bytes(head[:4])), 4)}
+    if head[4:8] == b"ftyp" and brands & _AVIF_BRANDS:  # AVIF may carry the generic HEIF brand "mif1" first
+        return "an AVIF image, which is not supported. Convert it to JPEG or PNG."
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return ("a HEIC/HEIF photo (the iPhone's own format), which is not supported. Convert it to JPEG (an "
                 "iPhone can save JPEGs: Settings > Camera > Formats > Most Compatible).")
-    if head[4:8] == b"ftyp" and head[8:12] in _AVIF_BRANDS:
-        return "an AVIF image, which is not supported. Convert it to JPEG or PNG."
     return f"not an image file, or a format that is not supported. {_SUPPORTED_HINT}"
 
 

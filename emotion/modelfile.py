@@ -160,6 +160,8 @@ def read_metadata(model_path: Path, contents: bytes | None = None) -> dict:
     model_path = Path(model_path)
     text, source = _embedded_metadata(io.BytesIO(contents) if contents is not None else model_path), model_path
     if text is None:
+        if contents is None and not model_path.is_file():
+            raise ModelError(f"model file {model_path} not found.")
         source = metadata_path(model_path)
         model_file = io.BytesIO(contents) if contents is not None else model_path
         if model_path.suffix.lower() == ".keras" and not zipfile.is_zipfile(model_file):
@@ -203,7 +205,9 @@ def read_bundle(model_path: Path | str | None = None) -> ModelBundle:
     """
     model_path = resolve_model_path(model_path)
     if model_path.suffix.lower() in (".tflite", ".json"):
-        keras_path = model_path.with_suffix(".keras")
+        # NAME.tflite.json is the record of NAME.tflite, itself NAME.keras's export.
+        keras_path = Path(str(model_path)[: -len(".tflite.json")] if model_path.name.lower().endswith(".tflite.json")
+                          else model_path).with_suffix(".keras")
         if not keras_path.is_file():
             kind = "TFLite export" if model_path.suffix.lower() == ".tflite" else "metadata"
             raise ModelError(f"{model_path} is a model's {kind}; the model itself is {keras_path.name}, which is not "

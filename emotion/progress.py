@@ -48,7 +48,7 @@ class TrainResult:
     init: str = "scratch"  # where training started: scratch, a bundled model's name or a model path
     known_classes: dict[str, str] = field(default_factory=dict)  # class -> the base's class it started from
     last_epoch_kept: bool = False  # a small dataset's fixed schedule: its validation is too small to choose by
-    plan: str = ""  # the training as it ran, and what it changed of the settings asked for (describe_plan)
+    plan: str = ""  # the training as planned, and what that changed of the settings asked for (describe_plan)
 
     @property
     def started_from(self) -> str:

@@ -42,8 +42,10 @@ class Session:
         self.model: str | None = None  # the model this visitor chose; None is the server's default
         self._prepared: tuple[tuple, PreparedData] | None = None  # (what it was made from, the data)
         self._job: TrainingJob | None = None
-        self._queued = False  # a training was asked for and waits for the server's one training slot
-        self._queue_cancelled = False  # ... and was stopped before its turn came
+        # Trainings asked for (the Start button), from the click until their handler has finished, the
+        # export included: waiting for the server's one training slot, cancelled while waiting, or started.
+        self._requests: dict[int, str] = {}
+        self._last_request = 0
         self._closed = False
         self._lock = threading.Lock()
 
@@ -63,26 +65,31 @@ class Session:
 
     @property
     def training_underway(self) -> bool:
-        """True from the moment a training is asked for, while it waits for its turn and while it runs."""
-        return self._queued or self.busy
-
-    def queue_training(self) -> None:
-        """A training was asked for; it may wait its turn (the server trains one at a time)."""
+        """True from the moment a training is asked for until its request has ended (waiting for its turn,
+        training, exporting), unless it was cancelled while it waited; or while a training runs."""
         with self._lock:
-            self._queued, self._queue_cancelled = True, False
+            return any(state != "cancelled" for state in self._requests.values()) or self.busy
 
-    def cancel_queued_training(self) -> bool:
-        """Stop before the asked-for training started: it will not start. False when none is waiting."""
+    def ask_training(self) -> int:
+        """A training was asked for, and may wait its turn (the server trains one at a time): its request id,
+        for `start_training` and `end_request`."""
         with self._lock:
-            if not self._queued:
-                return False
-            self._queue_cancelled = True
-            return True
+            self._check_open()
+            self._last_request += 1
+            self._requests[self._last_request] = "waiting"
+            return self._last_request
 
-    def drop_queued_training(self) -> None:
-        """The asked-for training failed before it could start (a bad setting, an unreadable dataset)."""
+    def cancel_waiting_trainings(self) -> bool:
+        """Stop pressed before the trainings asked for started: they will not. False when none was waiting."""
         with self._lock:
-            self._queued = self._queue_cancelled = False
+            waiting = [request for request, state in self._requests.items() if state == "waiting"]
+            self._requests.update(dict.fromkeys(waiting, "cancelled"))
+            return bool(waiting)
+
+    def end_request(self, request: int | None) -> None:
+        """The handler of a training asked for has finished, however it finished."""
+        with self._lock:
+            self._requests.pop(request, None)
 
     def prepare(self, dataset_path: Path | str, config: TrainConfig,
                 on_file: Callable[[int, int], None] | None = None) -> PreparedData:
@@ -118,14 +125,16 @@ class Session:
         prepared = self._prepared
         return prepared[1] if prepared else None
 
-    def start_training(self, prepared: PreparedData, config: TrainConfig, output_path: Path) -> TrainingJob | None:
-        """Start this visitor's training, or None when it was asked for and then cancelled before its turn
-        (`cancel_queued_training`); raises `TrainingBusy` when the server trains already."""
+    def start_training(self, prepared: PreparedData, config: TrainConfig, output_path: Path,
+                       request: int | None = None) -> TrainingJob | None:
+        """Start this visitor's training, or None when its `request` (`ask_training`) was cancelled while it
+        waited its turn; raises `TrainingBusy` when the server trains already."""
         with self._lock:
-            cancelled, self._queued, self._queue_cancelled = self._queue_cancelled, False, False
             self._check_open()
-            if cancelled:
+            if self._requests.get(request) == "cancelled":
                 return None
+            if request in self._requests:
+                self._requests[request] = "started"
             job = TrainingJob(prepared, config, output_path)
             job.start()
             self._job = job
@@ -221,7 +230,7 @@ class SessionStore:
         now = time.monotonic()
         with self._lock:
             idle = [session for session in self._sessions.values()
-                    if now - session.last_seen > self.max_idle_seconds and not session.busy]
+                    if now - session.last_seen > self.max_idle_seconds and not session.training_underway]
             for session in idle:
                 del self._sessions[session.id]
         for session in idle:

@@ -317,7 +317,8 @@ def recalibrate(model_path: Path | str, data_path: Path) -> dict:
     Re-export its `.tflite` afterwards (`python -m emotion export`): the model file is newer then.
     """
     bundle = load_bundle(model_path)
-    config = dataclasses.replace(TrainConfig.from_dict(bundle.metadata.get("config", {})), init="scratch",
+    # init as "scratch" before the config is checked: a model read out of another records that one's path.
+    config = dataclasses.replace(TrainConfig.from_dict({**bundle.metadata.get("config", {}), "init": "scratch"}),
                                  **bundle.preprocessing.to_dict(), classes=tuple(bundle.class_names))
     prepared = prepare_data(Path(data_path), config)
     if len(prepared.val.labels) < calibration.MIN_FACES_TO_FIT:

@@ -236,8 +236,17 @@ def test_a_file_that_is_not_a_zip_gets_a_clear_message(page, tmp_path):
 
 def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page, dataset_zip, grace_hopper_path):
     tab = page.train
-    updates = list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, request("owner"),
-                                      progress=no_progress))
+    *_, asked = tab.on_start_click(request("owner"))
+    updates = []
+    for update in tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, asked,
+                                     request=request("owner"), progress=no_progress):
+        if update[tab.status].startswith("Trained. Converting"):  # the training has ended, its export not yet
+            rescanned = tab.on_dataset_change(str(dataset_zip), "auto", 56, "scratch", request("owner"),
+                                              progress=no_progress)
+            assert rescanned[tab.start]["interactive"] is False  # not yet: a second click would queue behind it
+        updates.append(update)
+    start, stop = tab.on_buttons(str(dataset_zip), request("owner"))
+    assert start["interactive"] is True and stop["interactive"] is False
     assert updates[0][tab.status] == "Training on faces.zip started."  # it says which dataset it trains on
     charts = [update[tab.loss_plot] for update in updates if update.get(tab.loss_plot) is not None]
     # Training + validation points, growing each epoch; the final answer carries the charts once more.
@@ -245,7 +254,7 @@ def test_training_streams_each_epoch_then_offers_the_model_to_this_tab_only(page
     final = updates[-1]
     # 34 training faces: a fixed schedule, and the status says which epoch was kept and why.
     assert final[tab.status].startswith("**Done.** Kept epoch 2 of 2, the last: with few images, validation")
-    assert "As run: from scratch, 2 epochs, batch 16." in final[tab.status]
+    assert "Planned: from scratch, 2 epochs, batch 16." in final[tab.status]
     assert final[tab.loss_plot].equals(charts[-2])
     assert "Validation accuracy" in final[tab.metrics] and "95% interval" in final[tab.metrics]
     assert Path(final[tab.confusion]).is_file() and Path(final[tab.curves]).is_file()
@@ -278,17 +287,29 @@ def test_stop_without_a_training_says_so(page):
 
 def test_stop_while_a_training_waits_its_turn_cancels_it_and_a_new_dataset_keeps_start_off(page, dataset_zip):
     tab = page.train
-    start, stop = tab.on_start_click(request("queued"))  # Start pressed: the training waits for the server
+    start, stop, asked = tab.on_start_click(request("queued"))  # Start pressed: the training waits its turn
     assert start["interactive"] is False and stop["interactive"] is True
     # Another zip uploaded meanwhile is previewed, but Start stays off until that training has ended.
     shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request("queued"), progress=no_progress)
     assert shown[tab.summary].startswith("**faces.zip**") and shown[tab.start]["interactive"] is False
 
     assert "will not start" in tab.on_stop_click(request("queued"))[tab.status]
-    updates = list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0,
-                                      request("queued"), progress=no_progress))
+    # Start is back at once (the cancelled request may wait long behind another visitor's training).
+    start, stop = tab.on_buttons(str(dataset_zip), request("queued"))
+    assert start["interactive"] is True and stop["interactive"] is False
+    *_, again = tab.on_start_click(request("queued"))  # pressed again: this one is not cancelled
+
+    updates = list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, asked,
+                                      request=request("queued"), progress=no_progress))
     assert [update[tab.status] for update in updates] == ["**Cancelled** before it started. Press Start to train."]
     assert page.server.sessions.get("queued").job is None
+    # The cancelled request's end leaves the new one waiting: Start off, Stop on.
+    start, stop = tab.on_buttons(str(dataset_zip), request("queued"))
+    assert start["interactive"] is False and stop["interactive"] is True
+    assert "will not start" in tab.on_stop_click(request("queued"))[tab.status]
+    assert list(tab.on_train_click(str(dataset_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, again,
+                                   request=request("queued"), progress=no_progress))[0][tab.status].startswith(
+        "**Cancelled**")
     # Nothing waits any more: Stop says so, and a new preview turns Start on.
     assert "No training" in tab.on_stop_click(request("queued"))[tab.status]
     shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request("queued"), progress=no_progress)
@@ -297,12 +318,12 @@ def test_stop_while_a_training_waits_its_turn_cancels_it_and_a_new_dataset_keeps
 
 def test_a_training_that_cannot_start_frees_start_again(page, tmp_path, dataset_zip):
     tab = page.train
-    tab.on_start_click(request("refused"))
+    *_, asked = tab.on_start_click(request("refused"))
     not_a_zip = tmp_path / "notes.zip"
     not_a_zip.write_text("not a zip")
     with pytest.raises(gr.Error, match="not a zip file"):
-        list(tab.on_train_click(str(not_a_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, request("refused"),
-                                progress=no_progress))
+        list(tab.on_train_click(str(not_a_zip), 2, 16, 3e-3, True, "auto", 48, "scratch", 0, asked,
+                                request=request("refused"), progress=no_progress))
     shown = tab.on_dataset_change(str(dataset_zip), "auto", 48, "scratch", request("refused"), progress=no_progress)
     assert shown[tab.start]["interactive"] is True
 
@@ -324,8 +345,8 @@ def test_stop_ends_a_200_epoch_training_and_frees_its_model(page, dataset_zip, m
 
     monkeypatch.setattr(training, "build_model", build_model)
     tab = page.train
-    updates = tab.on_train_click(str(dataset_zip), 200, 32, 3e-3, False, "auto", 48, "scratch", 0, request("stopper"),
-                                 progress=no_progress)
+    updates = tab.on_train_click(str(dataset_zip), 200, 32, 3e-3, False, "auto", 48, "scratch", 0,
+                                 request=request("stopper"), progress=no_progress)
     for update in updates:
         if " done in " in update.get(tab.status, ""):
             assert "Stopping" in tab.on_stop_click(request("stopper"))[tab.status]

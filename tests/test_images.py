@@ -77,6 +77,7 @@ def test_sixteen_bit_keeps_its_range(tmp_path):
     # An iPhone's photo (the start of its ISO media header): named, and how to get a JPEG instead.
     (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), r"a HEIC/HEIF photo .* Convert it to JPEG"),
     (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + bytes(64), r"an AVIF image, .* Convert it to JPEG"),
+    (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avif" + bytes(64), r"an AVIF image, .* Convert it to JPEG"),
 ])
 def test_non_images_raise_one_clear_error(tmp_path, content, message):
     path = tmp_path / "holiday.jpg"

@@ -79,9 +79,15 @@ def test_saved_models_carry_no_optimizer_state(tiny_training):
 
 def test_a_models_tflite_or_json_stands_for_the_keras_model_beside_it(tmp_path):
     bundled = modelfile.BUNDLED_MODELS["happy_sad"]
-    for companion in (bundled.with_suffix(".tflite"), bundled.with_suffix(".json")):
+    for companion in (bundled.with_suffix(".tflite"), bundled.with_suffix(".json"),
+                      bundled.with_suffix(".tflite.json")):
         assert modelfile.read_bundle(companion).path == bundled
     alone = tmp_path / "mine.tflite"
     shutil.copy(bundled.with_suffix(".tflite"), alone)  # downloaded without its .keras
     with pytest.raises(ModelError, match="mine.tflite is a model's TFLite export; the model itself is mine.keras"):
         modelfile.read_bundle(alone)
+
+
+def test_a_missing_model_file_is_named_missing_not_damaged(tmp_path):
+    with pytest.raises(ModelError, match="nope.keras not found"):
+        modelfile.read_metadata(tmp_path / "nope.keras")

@@ -123,3 +123,12 @@ def test_a_scan_that_ends_before_the_session_expires_is_freed_with_it(tmp_path):
     with pytest.raises(SessionClosed):
         session.prepare(write_dataset_zip(tmp_path), CONFIG)
     assert not session.folder.exists()
+
+
+def test_a_visitor_waiting_for_a_training_slot_is_not_expired(tmp_path):
+    store = SessionStore(tmp_path, max_idle_seconds=0)
+    waiting = store.get("waiting")
+    asked = waiting.ask_training()  # behind another visitor's long training, for longer than the idle limit
+    assert store.expire() == [] and not waiting.closed
+    waiting.end_request(asked)
+    assert store.expire() == ["waiting"] and waiting.closed

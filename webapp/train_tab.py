@@ -61,17 +61,19 @@ class TrainTab:
             setting.change(self.on_dataset_change, scan_inputs, scan_outputs, api_visibility="private",
                            trigger_mode="always_last")
         # While a training waits for its turn or runs, until it ends however it ends, Stop is on and Start off.
+        request = gr.State(None)  # the id of the training this click asked for (Session.ask_training)
         self.training = self.start.click(
-            self.on_start_click, None, [self.start, self.stop], queue=False, api_visibility="private"
+            self.on_start_click, None, [self.start, self.stop, request], queue=False, api_visibility="private"
         ).then(
-            self.on_train_click, [self.dataset, *self.settings.values()],
+            self.on_train_click, [self.dataset, *self.settings.values(), request],
             [self.status, self.loss_plot, self.accuracy_plot, self.metrics, self.confusion, self.curves, self.files],
             api_name="train", concurrency_limit=1, concurrency_id="training",
             show_progress_on=[self.status])  # the charts stay visible while the progress bar runs
-        self.training.then(lambda dataset: (gr.update(interactive=bool(dataset)), gr.update(interactive=False)),
-                           self.dataset, [self.start, self.stop], queue=False, api_visibility="private")
+        buttons = dict(fn=self.on_buttons, inputs=self.dataset, outputs=[self.start, self.stop], queue=False,
+                       api_visibility="private")
+        self.training.then(**buttons)
         self.training.then(None, self.files, None, js=TRAINED_MODEL_JS, api_visibility="private")
-        self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop")
+        self.stop.click(self.on_stop_click, None, self.status, queue=False, api_name="stop").then(**buttons)
 
     def on_dataset_change(self, dataset: str | None, faces: str, image_size: int, init: str, request: gr.Request,
                           progress: gr.Progress = gr.Progress()) -> dict:
@@ -85,13 +87,19 @@ class TrainTab:
                 self.start: gr.update(interactive=not underway)}
 
     def on_start_click(self, request: gr.Request) -> tuple:
-        """Start off and Stop on at once, before the training waits for its turn: Stop then cancels it."""
-        self.server.sessions.get(request.session_hash).queue_training()
-        return gr.update(interactive=False), gr.update(interactive=True)
+        """Start off and Stop on at once, before the training waits for its turn (Stop then cancels it); the
+        id of the training asked for."""
+        asked = errors_shown(self.server.sessions.get(request.session_hash).ask_training)()
+        return gr.update(interactive=False), gr.update(interactive=True), asked
+
+    def on_buttons(self, dataset: str | None, request: gr.Request) -> tuple:
+        """Start and Stop as this tab's trainings stand: after one ended, or one waiting was cancelled."""
+        underway = self.server.sessions.get(request.session_hash).training_underway
+        return gr.update(interactive=bool(dataset) and not underway), gr.update(interactive=underway)
 
     def on_train_click(self, dataset: str | None, epochs: int, batch_size: int, learning_rate: float,
                        augment: bool, faces: str, image_size: int, init: str, fine_tune_epochs: int,
-                       request: gr.Request, progress: gr.Progress = gr.Progress()):
+                       asked: int | None = None, request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         """Train a model on a dataset as the Train tab does (it is /train too): the status and charts as it
         runs, then the results and the model files.
 
@@ -105,26 +113,31 @@ class TrainTab:
             image_size: the model's input side in pixels, when training from scratch.
             init: where training starts: "auto", "scratch", "emotions" or "happy_sad".
             fine_tune_epochs: epochs after those in which a bundled model's own layers learn too.
+            asked: the Start button's request id (none through the API).
         Returns:
             The status, the loss and accuracy charts, the metrics, the confusion matrix and curves images,
             and the model files (.keras, its metadata .json, .tflite).
         """
         session = self.server.sessions.get(request.session_hash)
         try:
-            if not dataset:
-                raise gr.Error("Upload a dataset .zip first.")
-            config = _config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
-                             faces=faces, image_size=image_size, init=init, fine_tune_epochs=fine_tune_epochs)
-            prepared = self._prepare(dataset, config, request, progress)
-        except BaseException:
-            session.drop_queued_training()  # the training asked for ends here
-            raise
-        if display.few_images(prepared):
-            gr.Warning(display.few_images(prepared))
-        job = errors_shown(session.start_training)(prepared, config, session.new_model_path(dataset))
+            yield from self._train(session, dataset, asked, request, progress, epochs=epochs, batch_size=batch_size,
+                                   learning_rate=learning_rate, augment=augment, faces=faces, image_size=image_size,
+                                   init=init, fine_tune_epochs=fine_tune_epochs)
+        finally:
+            session.end_request(asked)  # Start comes back on only now, the export included
+
+    def _train(self, session, dataset: str | None, asked: int | None, request: gr.Request, progress: gr.Progress,
+               **settings):
+        if not dataset:
+            raise gr.Error("Upload a dataset .zip first.")
+        config = _config(**settings)
+        prepared = self._prepare(dataset, config, request, progress)
+        job = errors_shown(session.start_training)(prepared, config, session.new_model_path(dataset), asked)
         if job is None:  # Stop was pressed while it waited for its turn
             yield {self.status: "**Cancelled** before it started. Press Start to train."}
             return
+        if display.few_images(prepared):
+            gr.Warning(display.few_images(prepared))
         last_status = 0.0
         try:
             yield {self.status: f"Training on {prepared.summary['root']} started.", self.loss_plot: None,
@@ -146,7 +159,7 @@ class TrainTab:
 
     def on_stop_click(self, request: gr.Request) -> dict:
         session = self.server.sessions.find(request.session_hash)
-        if session is not None and session.job is None and session.cancel_queued_training():
+        if session is not None and session.job is None and session.cancel_waiting_trainings():
             return {self.status: "**Cancelled**: the training waiting for its turn will not start."}
         if session is None or session.job is None:  # /stop called (the button is off between trainings)
             return {self.status: "No training is running in this tab."}
@@ -168,7 +181,7 @@ class TrainTab:
         except EmotionError as error:
             note = f"\n\nThe TFLite export failed ({error}); the Keras model is complete."
         stopped = "Stopped by you. " if result.stopped_by_user else ""
-        kept = f"Kept {result.kept_epoch}; started from {result.started_from}. As run: {result.plan}."
+        kept = f"Kept {result.kept_epoch}; started from {result.started_from}. Planned: {result.plan}."
         history = {**result.history, "epoch": list(range(1, len(result.history["loss"]) + 1))}
         return {self.status: f"**Done.** {stopped}{kept}{note}",
                 # The charts once more: /train's final answer carries them too, not bare updates.
