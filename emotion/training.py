@@ -56,7 +56,7 @@ def train(
     """Train a model on `data` (a dataset path or prepared arrays) and write it to `output_path`."""
     prepared = data if isinstance(data, PreparedData) else prepare_data(Path(data), config)
     class_names = prepared.class_names
-    asked, config = config, resolved_config(prepared, config)  # the metadata records the settings as run
+    asked, config = config, resolved_config(prepared, config)  # the metadata records these settings
     keras.utils.set_random_seed(config.seed)
 
     setup = compiled_training(prepared, config)

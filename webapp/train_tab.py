@@ -82,9 +82,9 @@ class TrainTab:
             return {self.summary: "", self.thumbnails: None, self.start: gr.update(interactive=False)}
         prepared = self._prepare(dataset, _config(faces=faces, image_size=image_size, init=init), request, progress)
         # A new dataset while a training runs: Start stays off until it ends (then it trains on this one).
-        underway = self.server.sessions.get(request.session_hash).training_underway
+        start, _ = self.on_buttons(dataset, request)
         return {self.summary: display.dataset_markdown(prepared), self.thumbnails: display.thumbnails(prepared),
-                self.start: gr.update(interactive=not underway)}
+                self.start: start}
 
     def on_start_click(self, request: gr.Request) -> tuple:
         """Start off and Stop on at once, before the training waits for its turn (Stop then cancels it); the
