@@ -30,8 +30,11 @@ class PhotoTab:
                 self.scores = gr.Label(label="Main face (the largest)", num_top_classes=7)
         # fit_columns=False: a lone face keeps its column's width instead of stretching across the page.
         # No preview: a click outlines that face on the photo instead of enlarging a 48-pixel crop in the strip.
-        self.crops = gr.Gallery(label="Each face as the model sees it", columns=8, height=150, object_fit="contain",
-                                fit_columns=False, allow_preview=False)
+        # Its title above it, not as a badge, which covered the top of the first crop.
+        gr.Markdown("Each face as the model sees it (click one to outline it on the photo):")
+        self.crops = gr.Gallery(label="Each face as the model sees it", show_label=False, columns=8, height=150,
+                                object_fit="contain", fit_columns=False, allow_preview=False,
+                                elem_classes=["face-crops"])
         self.table = gr.Dataframe(headers=display.FACE_TABLE_HEADERS, label="Every face", interactive=False)
         self.shown = gr.State()  # the photo as classified, to redraw it with one face highlighted
         outputs = [self.annotated, self.scores, self.table, self.crops, self.message, self.whole_image, self.shown]
