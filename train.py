@@ -20,7 +20,7 @@ from emotion.config import LABEL_SOURCES, TrainConfig  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.photos import FACE_MODES  # noqa: E402
 from emotion.transfer import SCRATCH_MIN_FILES  # noqa: E402
-from emotion.preparation import faces_found, prepare_data, thin_classes  # noqa: E402
+from emotion.preparation import faces_found, prepare_data, skipped_reasons, thin_classes  # noqa: E402
 from emotion.progress import BatchProgress, EpochProgress  # noqa: E402
 from emotion.training import checkpoint_path, describe_plan, resolved_config, train  # noqa: E402
 
@@ -115,10 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {split}: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
         if summary["skipped"]:
             print(f"skipped {len(summary['skipped'])} file(s) that could not be read:")
-            for item in summary["skipped"][:10]:
-                print(f"  {item['reason']}")
-            if len(summary["skipped"]) > 10:
-                print(f"  ... and {len(summary['skipped']) - 10} more")
+            for reason in skipped_reasons(summary):
+                print(f"  {reason}")
         for name, count in thin_classes(prepared).items():
             print(f"warning: class {name!r} has only {count} usable image(s); add more (30 or more a class "
                   "is a good start), or expect a model that guesses.")

@@ -158,12 +158,12 @@ def read_metadata(model_path: Path, contents: bytes | None = None) -> dict:
     Raises `ModelError` when there is none or it is not a JSON object.
     """
     model_path = Path(model_path)
-    text, source = _embedded_metadata(io.BytesIO(contents) if contents is not None else model_path), model_path
+    model_file = io.BytesIO(contents) if contents is not None else model_path
+    text, source = _embedded_metadata(model_file), model_path
     if text is None:
         if contents is None and not model_path.is_file():
             raise ModelError(f"model file {model_path} not found.")
         source = metadata_path(model_path)
-        model_file = io.BytesIO(contents) if contents is not None else model_path
         if model_path.suffix.lower() == ".keras" and not zipfile.is_zipfile(model_file):
             raise ModelError(f"{model_path} is not a Keras model file (a .keras file is a zip); it may be damaged "
                              "or something else renamed. Train a model with train.py, or restore it from git.")

@@ -104,6 +104,14 @@ def faces_found(summary: dict) -> str:
     return f"faces cropped from {cropped} photos; {used - cropped} face crops used whole"
 
 
+def skipped_reasons(summary: dict, shown: int = 10) -> list[str]:
+    """Why each file the dataset's summary lists as unreadable was skipped, the first `shown` of them,
+    then how many more."""
+    skipped = summary["skipped"]
+    more = [f"... and {len(skipped) - shown} more"] if len(skipped) > shown else []
+    return [item["reason"] for item in skipped[:shown]] + more
+
+
 def thin_classes(prepared: PreparedData) -> dict[str, int]:
     """Classes with fewer than FEW_IMAGES usable images (training and validation together): too few to
     learn from, or to trust a validation figure of. Class name -> images."""

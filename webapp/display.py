@@ -14,7 +14,7 @@ import pandas as pd
 from emotion.jobs import TrainingJob
 from emotion.modelfile import BUNDLED_MODELS, ModelBundle
 from emotion.predictor import FacePrediction
-from emotion.preparation import FEW_IMAGES, PreparedData, faces_found, thin_classes
+from emotion.preparation import FEW_IMAGES, PreparedData, faces_found, skipped_reasons, thin_classes
 from emotion.progress import BatchProgress, EpochProgress, TrainResult
 
 README_PATH = Path(__file__).resolve().parent.parent / "README.md"
@@ -135,8 +135,7 @@ def dataset_markdown(prepared: PreparedData) -> str:
         lines += ["", f"**Warning:** {few_images(prepared)}"]
     if summary["skipped"]:
         lines += ["", f"**Skipped {len(summary['skipped'])} file(s) that could not be read:**"]
-        lines += [f"- {item['reason']}" for item in summary["skipped"][:10]]
-        lines += [f"- ... and {len(summary['skipped']) - 10} more"] if len(summary["skipped"]) > 10 else []
+        lines += [f"- {reason}" for reason in skipped_reasons(summary)]
     if summary["no_face"]:
         names = ", ".join(summary["no_face"][:10]) + (" ..." if len(summary["no_face"]) > 10 else "")
         lines += ["", f"**{len(summary['no_face'])} photo(s) with no face found, left out:** {names}"]
